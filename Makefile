@@ -1,0 +1,47 @@
+# authbench — `make bench` and `make test` work on a fresh clone: the first use builds .venv.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+READY := $(VENV)/.ready
+SCHEME ?= jwt
+ALG ?=
+PORT ?= 8000
+MATRIX ?= quick
+
+.DEFAULT_GOAL := help
+.PHONY: help setup test bench micro serve lint format clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(READY): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(READY)
+
+setup: $(READY) ## create .venv and install authbench with its dependencies
+
+test: $(READY) ## run the test suite (real servers, real Redis)
+	$(PY) -m pytest
+
+bench: $(READY) ## measure: micro benchmark into a new results/<run-id>/, print its path
+	$(PY) -m loadtests bench
+
+micro: $(READY) ## in-process cost of each scheme's primitives, printed and saved as micro.csv
+	$(PY) -m loadtests micro
+
+serve: $(READY) ## run one reference server: make serve SCHEME=jwt ALG=ES256 [PORT=8000]
+	$(PY) -m targets --scheme $(SCHEME) $(if $(ALG),--alg $(ALG)) --port $(PORT)
+
+lint: $(READY) ## ruff check and format check
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(READY) ## apply ruff's fixes and formatting
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+clean: ## remove .venv and caches (results are kept)
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

