@@ -1,0 +1,100 @@
+"""Exact latency distributions: HDR histograms keyed by metric and request name, in microseconds.
+
+Locust rounds its own response times to whole milliseconds; the schemes differ by microseconds.
+Every measured request is recorded here at µs resolution, merged exactly across Locust
+processes, and saved beside Locust's CSVs as ``hdr.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+from hdrh.histogram import HdrHistogram
+
+LOWEST_US = 1
+HIGHEST_US = 3_600_000_000  # one hour: nothing we measure is slower
+SIGNIFICANT_DIGITS = 3
+LATENCY = "latency_us"
+AUTH = "auth_us"
+STORE = "store_us"
+
+
+def new_histogram() -> HdrHistogram:
+    """An empty histogram with the suite's range and precision."""
+    return HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
+
+
+class HistogramSet:
+    """Histograms by (metric, request name)."""
+
+    def __init__(self) -> None:
+        self._histograms: dict[str, dict[str, HdrHistogram]] = {}
+
+    def record(self, metric: str, name: str, value_us: float) -> None:
+        """Add one value (clamped into the trackable range)."""
+        by_name = self._histograms.setdefault(metric, {})
+        histogram = by_name.get(name)
+        if histogram is None:
+            histogram = by_name[name] = new_histogram()
+        histogram.record_value(min(max(round(value_us), LOWEST_US), HIGHEST_US))
+
+    def get(self, metric: str, name: str) -> HdrHistogram | None:
+        """The histogram of one metric and name, if anything was recorded."""
+        return self._histograms.get(metric, {}).get(name)
+
+    def names(self, metric: str) -> list[str]:
+        """Request names recorded under a metric."""
+        return sorted(self._histograms.get(metric, {}))
+
+    def items(self) -> Iterator[tuple[str, str, HdrHistogram]]:
+        """Every (metric, name, histogram)."""
+        for metric, by_name in sorted(self._histograms.items()):
+            for name, histogram in sorted(by_name.items()):
+                yield metric, name, histogram
+
+    def encode(self) -> dict[str, dict[str, str]]:
+        """A JSON-able form, HdrHistogram's compressed base64 encoding."""
+        return {
+            metric: {name: h.encode().decode() for name, h in by_name.items()}
+            for metric, by_name in self._histograms.items()
+        }
+
+    def merge_encoded(self, encoded: dict[str, dict[str, str]]) -> None:
+        """Add another process's histograms, exactly."""
+        for metric, by_name in encoded.items():
+            for name, text in by_name.items():
+                mine = self._histograms.setdefault(metric, {}).setdefault(name, new_histogram())
+                mine.decode_and_add(text.encode())
+
+    def clear(self) -> None:
+        """Forget everything recorded."""
+        self._histograms.clear()
+
+    def save(self, path: Path) -> None:
+        """Write ``hdr.json``."""
+        path.write_text(json.dumps(self.encode(), indent=1, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> HistogramSet:
+        """Read ``hdr.json``."""
+        histograms = cls()
+        histograms.merge_encoded(json.loads(path.read_text()))
+        return histograms
+
+
+def parse_server_timing(value: str | None) -> dict[str, float]:
+    """``auth;dur=0.081, store;dur=0.052`` → {"auth": 81.0, "store": 52.0} in µs."""
+    durations: dict[str, float] = {}
+    if not value:
+        return durations
+    for part in value.split(","):
+        name, _, params = part.strip().partition(";")
+        for param in params.split(";"):
+            key, _, number = param.strip().partition("=")
+            if key == "dur":
+                with contextlib.suppress(ValueError):
+                    durations[name] = float(number) * 1000.0
+    return durations

@@ -1,0 +1,136 @@
+"""What every scenario's user shares: the nodes, the scheme, logging in, and the load model.
+
+Configuration comes from the environment, so a scenario runs unchanged under the runner, the
+web UI or a container: ``AUTHBENCH_NODES`` (comma-separated base URLs; default: Locust's host),
+``AUTHBENCH_USERS`` (the server's user population, default 1000), ``AUTHBENCH_MODEL``
+(``closed``: no wait between tasks; ``open``: a fixed arrival rate ``AUTHBENCH_RATE`` requests/s
+over all users, latency counted from each request's intended start).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import gevent
+from locust import FastHttpUser
+from locust.exception import StopUser
+
+from loadtests.recorder import INTENDED_START
+
+PASSWORD = os.environ.get("AUTHBENCH_PASSWORD", "bench-password")
+SESSION_COOKIE = "session_id"
+
+
+def node_urls(host: str | None) -> list[str]:
+    """The base URLs to spread requests over."""
+    listed = [url.strip().rstrip("/") for url in os.environ.get("AUTHBENCH_NODES", "").split(",")]
+    nodes = [url for url in listed if url]
+    if nodes:
+        return nodes
+    if not host:
+        raise StopUser("no target: pass --host or set AUTHBENCH_NODES")
+    return [host.rstrip("/")]
+
+
+@dataclass
+class Credential:
+    """What a logged-in user presents: a session cookie, a bearer token, or nothing (none)."""
+
+    headers: dict[str, str]
+    refresh_token: str | None = None
+    expires_at: float | None = None
+
+
+class AuthbenchUser(FastHttpUser):
+    """Base of every scenario: round-robin over nodes, scheme-aware login, closed or open model."""
+
+    abstract = True
+    scheme: str | None = None  # learnt from /healthz once per process
+
+    def wait_time(self) -> float:
+        """Closed model: no wait. Open model: until the next intended start on the schedule."""
+        if self._interval_s is None:
+            return 0.0
+        self._intended += self._interval_s
+        self._pending_intended = self._intended
+        return max(0.0, self._intended - time.time())
+
+    def context(self) -> dict[str, Any]:
+        """The open model's intended start, attached to the first request of each task."""
+        if self._interval_s is None or self._pending_intended is None:
+            return {}
+        intended, self._pending_intended = self._pending_intended, None
+        return {INTENDED_START: intended}
+
+    def on_start(self) -> None:
+        self.nodes = node_urls(self.host)
+        self.turn = random.randrange(len(self.nodes))
+        self.population = int(os.environ.get("AUTHBENCH_USERS", "1000"))
+        self._interval_s = self._open_model_interval()
+        self._pending_intended: float | None = None
+        if AuthbenchUser.scheme is None:
+            response = self.client.get(self.nodes[0] + "/healthz", name="setup /healthz")
+            AuthbenchUser.scheme = response.json()["scheme"]
+        if self._interval_s is not None:
+            # Users start spread over one interval, so arrivals are even, not in bursts.
+            self._intended = time.time() + random.uniform(0, self._interval_s)
+            gevent.sleep(max(0.0, self._intended - time.time()))
+            self._pending_intended = self._intended
+
+    def _open_model_interval(self) -> float | None:
+        if os.environ.get("AUTHBENCH_MODEL", "closed") != "open":
+            return None
+        rate = float(os.environ["AUTHBENCH_RATE"])
+        users = max(1, self.environment.runner.target_user_count if self.environment.runner else 1)
+        return users / rate
+
+    def url(self, path: str) -> str:
+        """The next node's URL for ``path``: consecutive requests land on different nodes."""
+        self.turn = (self.turn + 1) % len(self.nodes)
+        return self.nodes[self.turn] + path
+
+    def login(self, name: str = "/login") -> Credential | None:
+        """Log in as a random user; the credential as the server issued it, or None."""
+        body = {"username": f"user{random.randrange(self.population)}", "password": PASSWORD}
+        with self.client.post(self.url("/login"), json=body, name=name, catch_response=True) as r:
+            if r.status_code != 200:
+                r.failure(f"login answered {r.status_code}")
+                return None
+            credential = self._credential_from(r)
+            if credential is None:
+                r.failure("login answer carried no credential")
+            return credential
+
+    def _credential_from(self, response: Any) -> Credential | None:
+        if self.scheme == "jwt":
+            body = response.json()
+            return Credential(
+                {"Authorization": f"Bearer {body['access_token']}"},
+                body.get("refresh_token"),
+                time.time() + float(body.get("expires_in", 0)),
+            )
+        if self.scheme == "session":
+            # The cookie is sent explicitly (so it can be replayed after logout), not by the jar.
+            value = _cookie_value(response.headers.get("set-cookie", ""))
+            self.client.cookiejar.clear()
+            return Credential({"Cookie": f"{SESSION_COOKIE}={value}"}) if value else None
+        return Credential({})
+
+    def get_me(self, credential: Credential, name: str = "/me") -> Any:
+        """GET /me with the credential on the next node."""
+        return self.client.get(self.url("/me"), headers=credential.headers, name=name)
+
+    def logout(self, credential: Credential) -> None:
+        """POST /logout (with the refresh token in the body for JWTs)."""
+        body = {"refresh_token": credential.refresh_token} if credential.refresh_token else None
+        self.client.post(self.url("/logout"), headers=credential.headers, json=body, name="/logout")
+
+
+def _cookie_value(set_cookie: str) -> str | None:
+    first = set_cookie.split(";", 1)[0]
+    name, _, value = first.partition("=")
+    return value.strip() if name.strip() == SESSION_COOKIE and value else None
