@@ -6,10 +6,11 @@ READY := $(VENV)/.ready
 SCHEME ?= jwt
 ALG ?=
 PORT ?= 8000
+HOST ?= http://127.0.0.1:$(PORT)
 MATRIX ?= quick
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test bench micro serve lint format clean
+.PHONY: help setup test bench bench-full resume micro serve locust lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -25,14 +26,23 @@ setup: $(READY) ## create .venv and install authbench with its dependencies
 test: $(READY) ## run the test suite (real servers, real Redis)
 	$(PY) -m pytest
 
-bench: $(READY) ## measure: micro benchmark into a new results/<run-id>/, print its path
-	$(PY) -m loadtests bench
+bench: $(READY) ## run the quick matrix (about 4 min) into a new results/<run-id>/
+	$(PY) -m loadtests run --matrix $(MATRIX)
+
+bench-full: $(READY) ## run the full matrix: every scenario, 1/2/4 nodes, 3 repetitions
+	$(PY) -m loadtests run --matrix full
+
+resume: $(READY) ## finish an interrupted run: make resume RUN=<run-id>
+	$(PY) -m loadtests run --resume $(RUN)
 
 micro: $(READY) ## in-process cost of each scheme's primitives, printed and saved as micro.csv
 	$(PY) -m loadtests micro
 
 serve: $(READY) ## run one reference server: make serve SCHEME=jwt ALG=ES256 [PORT=8000]
 	$(PY) -m targets --scheme $(SCHEME) $(if $(ALG),--alg $(ALG)) --port $(PORT)
+
+locust: $(READY) ## Locust web UI against a running target: make locust HOST=http://127.0.0.1:8000
+	$(VENV)/bin/locust -f loadtests/locustfile.py --host $(HOST)
 
 lint: $(READY) ## ruff check and format check
 	$(PY) -m ruff check .

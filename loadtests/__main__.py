@@ -1,4 +1,4 @@
-"""``python -m loadtests``: the micro benchmark and benchmark runs into ``results/``.
+"""``python -m loadtests``: matrix runs into ``results/`` and the micro benchmark.
 
 Bad arguments end with one line on stderr and a non-zero exit.
 """
@@ -10,16 +10,10 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from loadtests.matrix import MatrixError
 from loadtests.micro import format_table, run_micro, write_micro_csv
 from loadtests.private_redis import PrivateRedis, RedisUnavailable, redis_url_from_env
-from loadtests.run_folder import (
-    SCHEMA_VERSION,
-    create_run_folder,
-    environment,
-    point_latest,
-    utc_now,
-    write_json,
-)
+from loadtests.runner import RunInterrupted, execute, new_run, print_summary, resumed_run
 
 PROG = "python -m loadtests"
 
@@ -47,25 +41,20 @@ def command_micro(args: argparse.Namespace) -> None:
         print(f"\nmicro benchmark written to {args.out}")
 
 
-def command_bench(args: argparse.Namespace) -> None:
-    """A run folder with its manifest and the micro benchmark."""
+def command_run(args: argparse.Namespace) -> None:
+    """Run a matrix (or resume a run) into results/, then print the summary."""
     results_root = Path(args.out)
-    run_dir = create_run_folder(results_root, "micro")
-    manifest = {
-        "schema_version": SCHEMA_VERSION,
-        "run_id": run_dir.name,
-        "started": utc_now(),
-        "status": "incomplete",
-        "environment": environment(),
-        "kdf_iterations": args.kdf_iterations,
-    }
-    write_json(run_dir / "manifest.json", manifest)
-    results = _micro_with_redis(args.kdf_iterations)
-    write_micro_csv(results, run_dir / "micro.csv")
-    write_json(run_dir / "manifest.json", {**manifest, "ended": utc_now(), "status": "complete"})
-    point_latest(results_root, run_dir)
-    print(format_table(results))
-    print(f"\nrun folder: {run_dir}")
+    if not args.resume and not args.matrix:
+        raise MatrixError("run needs --matrix quick|full|FILE or --resume RUN")
+    run = (
+        resumed_run(args.resume, results_root)
+        if args.resume
+        else new_run(args.matrix, results_root)
+    )
+    print(f"run {run.run_dir.name}: {len(run.matrix.cells)} cells, up to "
+          f"{run.matrix.repetitions} repetition(s) from {run.matrix.source}")  # fmt: skip
+    rows = execute(run, with_micro=not args.no_micro)
+    print_summary(rows, run)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,22 +63,27 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
     micro = commands.add_parser("micro", help="in-process cost of each primitive")
     micro.add_argument("--out", help="also write the results to this CSV file")
-    bench = commands.add_parser("bench", help="a new run folder with the micro benchmark")
-    bench.add_argument("--out", default="results", help="results root folder")
-    for sub in (micro, bench):
-        sub.add_argument("--kdf-iterations", type=int, default=10_000, help="KDF cost to time")
+    micro.add_argument("--kdf-iterations", type=int, default=10_000, help="KDF cost to time")
+    run = commands.add_parser("run", help="run a matrix into a new results/<run-id>/")
+    run.add_argument("--matrix", help="quick, full, or a path to a matrix TOML file")
+    run.add_argument("--out", default="results", help="results root folder (default: results)")
+    run.add_argument("--resume", metavar="RUN", help="finish an incomplete run (id or folder)")
+    run.add_argument("--no-micro", action="store_true", help="skip the micro benchmark")
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point."""
     args = build_parser().parse_args(argv)
-    handlers = {"micro": command_micro, "bench": command_bench}
+    handlers = {"micro": command_micro, "run": command_run}
     try:
         handlers[args.command](args)
-    except RedisUnavailable as exc:
+    except (MatrixError, RedisUnavailable, FileNotFoundError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(2)
+    except RunInterrupted as exc:
+        print(f"\n{PROG}: {exc}; finish it with --resume", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from targets.token_state import TokenState
 from targets.users import BENCH_PASSWORD, load_users
 
 REPEATS = 7
-BATCH_TARGET_S = 0.05
+BATCH_TARGET_S = 0.03
 HASHES = {"256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
 
 

@@ -82,9 +82,14 @@ class PrivateRedis:
         self._process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
         )
-        if cpus:
-            os.sched_setaffinity(self._process.pid, cpus)
-        if not wait_for_port(self.host, self.port, START_TIMEOUT_S):
+        try:
+            if cpus:
+                os.sched_setaffinity(self._process.pid, cpus)
+            started = wait_for_port(self.host, self.port, START_TIMEOUT_S)
+        except BaseException:
+            self.stop()
+            raise
+        if not started:
             error = self._stop_and_read_error()
             raise RedisUnavailable(f"redis-server did not start on port {self.port}: {error}")
 

@@ -1,7 +1,8 @@
 """Locust event listeners that record every measured request into HDR histograms.
 
-Only requests that start after the warm-up (``AUTHBENCH_WARMUP_S``) are recorded, and Locust's
-own statistics are reset at that moment, so both cover the same measured window. A request
+Only requests that start inside the measured window are recorded: after the warm-up
+(``AUTHBENCH_WARMUP_S``) and, when ``AUTHBENCH_DURATION_S`` is set, for that long. Locust's own
+statistics are reset when the window opens, so both start with the same window. A request
 whose user set an intended start time (the open model) is recorded from that time, which keeps
 coordinated omission out of the numbers. Workers ship their histograms to the master with each
 report; the master (or a lone process) writes the merged set to ``AUTHBENCH_HDR_OUT`` and the
@@ -33,12 +34,27 @@ class WindowRecorder:
     def __init__(self) -> None:
         self.histograms = HistogramSet()
         self.warmup_s = float(os.environ.get("AUTHBENCH_WARMUP_S", "0") or 0)
+        duration = os.environ.get("AUTHBENCH_DURATION_S")
+        self.duration_s = float(duration) if duration else None
         self.window_start: float | None = None
         self.window_end: float | None = None
 
+    def open_window(self) -> None:
+        """Start recording now (and stop after the duration, when one is set)."""
+        self.window_start = time.time()
+        if self.duration_s is not None:
+            self.window_end = self.window_start + self.duration_s
+
+    def close_window(self) -> None:
+        """The test stopped: the window ends now, or earlier where the duration ended it."""
+        now = time.time()
+        self.window_end = now if self.window_end is None else min(self.window_end, now)
+
     def measuring(self, start_time: float) -> bool:
         """Whether a request that started at ``start_time`` (epoch s) is in the window."""
-        return self.window_start is not None and start_time >= self.window_start
+        if self.window_start is None or start_time < self.window_start:
+            return False
+        return self.window_end is None or start_time < self.window_end
 
     def on_request(
         self,
@@ -69,8 +85,9 @@ events.request.add_listener(recorder.on_request)
 
 
 def _open_window(environment: Environment) -> None:
-    gevent.sleep(recorder.warmup_s)
-    recorder.window_start = time.time()
+    if recorder.warmup_s > 0:
+        gevent.sleep(recorder.warmup_s)
+    recorder.open_window()
     if environment.stats is not None and not isinstance(environment.runner, WorkerRunner):
         environment.stats.reset_all()
 
@@ -78,13 +95,8 @@ def _open_window(environment: Environment) -> None:
 @events.test_start.add_listener
 def _on_test_start(environment: Environment, **_: Any) -> None:
     recorder.histograms.clear()
-    recorder.window_start = None
-    if recorder.warmup_s > 0:
-        gevent.spawn(_open_window, environment)
-    else:
-        recorder.window_start = time.time()
-        if environment.stats is not None and not isinstance(environment.runner, WorkerRunner):
-            environment.stats.reset_all()
+    recorder.window_start = recorder.window_end = None
+    gevent.spawn(_open_window, environment)
 
 
 @events.report_to_master.add_listener
@@ -101,7 +113,7 @@ def _merge_from_worker(client_id: str, data: dict[str, Any]) -> None:
 
 @events.test_stop.add_listener
 def _on_test_stop(environment: Environment, **_: Any) -> None:
-    recorder.window_end = time.time()
+    recorder.close_window()
     if isinstance(environment.runner, WorkerRunner):
         return
     if isinstance(environment.runner, MasterRunner):

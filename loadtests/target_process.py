@@ -72,16 +72,22 @@ class TargetNode:
             stderr=self.log,
             start_new_session=True,
         )
-        if cpus:
-            os.sched_setaffinity(self.process.pid, cpus)
-        self._wait_healthy(require_healthy)
+        try:
+            if cpus:
+                os.sched_setaffinity(self.process.pid, cpus)
+            self._wait_healthy(require_healthy)
+        except BaseException:
+            self.stop()  # interrupted or failed while starting: leave no stray process
+            raise
 
     def _wait_healthy(self, require_healthy: bool) -> None:
         assert self.process is not None
         deadline = time.monotonic() + HEALTHY_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise TargetFailedToStart(self._last_error())
+                error = self._last_error()
+                self.stop()
+                raise TargetFailedToStart(error)
             try:
                 status, _ = get_health(self.host, self.port)
                 if status == 200 or not require_healthy:
@@ -89,7 +95,6 @@ class TargetNode:
             except (OSError, ValueError, http.client.HTTPException):
                 pass
             time.sleep(0.05)
-        self.stop()
         raise TargetFailedToStart(f"no healthy answer on {self.url} in {HEALTHY_TIMEOUT_S:.0f} s")
 
     def _last_error(self) -> str:

@@ -1,0 +1,123 @@
+"""Locust as a headless child process for one cell, pinned, logging into the cell folder."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from loadtests.matrix import Cell
+
+LOCUSTFILE = Path(__file__).parent / "locustfile.py"
+USER_CLASSES = {
+    "read": "ReadUser",
+    "login": "LoginUser",
+    "refresh": "RefreshUser",
+    "logout": "LogoutUser",
+    "mixed": "MixedUser",
+    "revocation": "RevocationUser",
+}
+GRACE_S = 30.0
+SPAWN_ALLOWANCE_S = 0.3  # users start within this, so the window is never cut short
+STOP_TIMEOUT_S = 5.0
+
+
+class LocustFailed(Exception):
+    """Locust did not finish properly; the message points at its log."""
+
+
+def locust_command(cell: Cell, host: str, csv_prefix: Path) -> list[str]:
+    """The headless Locust command line of a cell."""
+    settings = cell.settings
+    # Locust takes whole seconds; the recorder closes the window after exactly duration_s.
+    run_s = math.ceil(settings.warmup_s + settings.duration_s + SPAWN_ALLOWANCE_S)
+    command = [
+        sys.executable, "-m", "locust",
+        "-f", str(LOCUSTFILE),
+        "--headless",
+        "--host", host,
+        "--users", str(cell.users),
+        "--spawn-rate", str(cell.users),
+        "--run-time", f"{run_s}s",
+        "--stop-timeout", "2",
+        "--csv", str(csv_prefix),
+        "--csv-full-history",
+        "--only-summary",
+        "--loglevel", "WARNING",
+        "--exit-code-on-error", "0",
+    ]  # fmt: skip
+    if settings.generator_processes > 1:
+        command += ["--processes", str(settings.generator_processes)]
+    return [*command, USER_CLASSES[cell.scenario]]
+
+
+def locust_environment(cell: Cell, nodes: list[str], cell_dir: Path) -> dict[str, str]:
+    """The AUTHBENCH_* settings the scenarios and the recorder read."""
+    settings = cell.settings
+    env = {
+        "AUTHBENCH_NODES": ",".join(nodes),
+        "AUTHBENCH_USERS": str(settings.population),
+        "AUTHBENCH_WARMUP_S": f"{settings.warmup_s:g}",
+        "AUTHBENCH_DURATION_S": f"{settings.duration_s:g}",
+        "AUTHBENCH_HDR_OUT": str(cell_dir / "hdr.json"),
+        "AUTHBENCH_WINDOW_OUT": str(cell_dir / "window.json"),
+        "AUTHBENCH_MODEL": settings.model,
+    }
+    if settings.model == "open":
+        env["AUTHBENCH_RATE"] = f"{settings.rate:g}"
+    return env
+
+
+class LocustRun:
+    """One running Locust; stop() ends it and every process it forked."""
+
+    def __init__(self, cell: Cell, nodes: list[str], cell_dir: Path, cpus: set[int] | None) -> None:
+        self.cell = cell
+        self.log_path = cell_dir / "locust.log"
+        env = {**os.environ, **locust_environment(cell, nodes, cell_dir)}
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                locust_command(cell, nodes[0], cell_dir / "locust"),
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        if cpus:
+            try:
+                os.sched_setaffinity(self.process.pid, cpus)
+            except BaseException:
+                self.stop()
+                raise
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def wait(self) -> None:
+        """Wait for the run to end by itself; LocustFailed if it overruns or crashes."""
+        settings = self.cell.settings
+        limit = settings.warmup_s + settings.duration_s + GRACE_S
+        try:
+            code = self.process.wait(limit)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise LocustFailed(f"locust overran {limit:.0f} s (see {self.log_path})") from None
+        if code != 0:
+            raise LocustFailed(f"locust exited with code {code} (see {self.log_path})")
+
+    def stop(self) -> None:
+        """Terminate Locust's whole process group (workers included) and reap it."""
+        if self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        except ProcessLookupError:
+            pass

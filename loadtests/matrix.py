@@ -1,0 +1,289 @@
+"""Matrices: TOML files that declare what a run measures, validated before anything starts.
+
+A matrix has ``[defaults]`` and one or more ``[[cells]]`` groups; each group crosses its
+``schemes``, ``topologies`` (and ``nodes`` for multi), ``scenarios`` and ``users`` and may
+override any default. The axes keep the same names everywhere: in the file, the cell id, the
+CSV columns and the charts. Any problem is one line naming the file, the key and the choices.
+"""
+
+from __future__ import annotations
+
+import itertools
+import tomllib
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from targets.settings import ALGORITHMS
+
+MATRICES_DIR = Path(__file__).parent / "matrices"
+TOPOLOGIES = ("single", "multi")
+SCENARIOS = ("read", "login", "refresh", "logout", "mixed", "revocation")
+MODELS = ("closed", "open")
+SCHEME_CHOICES = ("none", "session-memory", "session-redis", "jwt-<ALG>", "jwt-<ALG>+deny")
+TOP_LEVEL_KEYS = ("description", "defaults", "cells", "generator_ceiling_rps")
+DEFAULT_USERS = 20
+AXIS_KEYS = ("schemes", "topologies", "nodes", "scenarios", "users")
+
+
+class MatrixError(Exception):
+    """The matrix cannot be run; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Per-cell settings a group may override."""
+
+    warmup_s: float = 2.0
+    duration_s: float = 5.0
+    repetitions: int = 1
+    model: str = "closed"
+    rate: float = 0.0
+    population: int = 1000
+    kdf_iterations: int = 10_000
+    access_ttl: int = 300
+    generator_processes: int = 1
+
+
+SETTING_KEYS = tuple(asdict(Settings()))
+GROUP_KEYS = AXIS_KEYS + SETTING_KEYS
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One thing to measure (without its repetition number)."""
+
+    scheme: str
+    topology: str
+    nodes: int
+    scenario: str
+    users: int
+    settings: Settings
+
+    @property
+    def alg(self) -> str:
+        """The JWT algorithm, '' for other schemes."""
+        return self.scheme.removeprefix("jwt-").removesuffix("+deny") if self.is_jwt else ""
+
+    @property
+    def is_jwt(self) -> bool:
+        return self.scheme.startswith("jwt-")
+
+    @property
+    def store(self) -> str:
+        """Where state lives: memory, redis, or '' for none."""
+        if self.scheme == "session-memory":
+            return "memory"
+        return "" if self.scheme == "none" else "redis"
+
+    @property
+    def denylist(self) -> bool:
+        return self.scheme.endswith("+deny")
+
+    def cell_id(self, repetition: int) -> str:
+        """Folder name: the axes in a fixed order, then the repetition."""
+        return (
+            f"{self.scheme}__{self.topology}-{self.nodes}__{self.scenario}"
+            f"__{self.settings.model}-{self.users}u__r{repetition}"
+        )
+
+    def server_args(self) -> list[str]:
+        """The ``python -m targets`` options of this cell's scheme."""
+        common = [
+            "--users", str(self.settings.population),
+            "--kdf-iterations", str(self.settings.kdf_iterations),
+        ]  # fmt: skip
+        if self.scheme == "none":
+            return ["--scheme", "none", *common]
+        if self.scheme.startswith("session-"):
+            return ["--scheme", "session", "--store", self.store, *common]
+        deny = ["--denylist"] if self.denylist else []
+        ttl = ["--access-ttl", str(self.settings.access_ttl)]
+        return ["--scheme", "jwt", "--alg", self.alg, *deny, *ttl, *common]
+
+    def describe(self) -> dict[str, Any]:
+        """The cell's axes and settings, for cell.json and the manifest."""
+        return {
+            "scheme": self.scheme,
+            "alg": self.alg,
+            "store": self.store,
+            "denylist": self.denylist,
+            "topology": self.topology,
+            "nodes": self.nodes,
+            "scenario": self.scenario,
+            "users": self.users,
+            **asdict(self.settings),
+        }
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """A validated matrix: its cells in file order and run-wide options."""
+
+    name: str
+    source: str
+    description: str
+    cells: tuple[Cell, ...]
+    repetitions: int
+    generator_ceiling_rps: float | None
+
+
+def _fail(source: str, key: str, problem: str) -> MatrixError:
+    return MatrixError(f"{source}: {key}: {problem}")
+
+
+def valid_scheme(scheme: str) -> bool:
+    """Whether a scheme id is one the suite knows."""
+    if scheme in ("none", "session-memory", "session-redis"):
+        return True
+    if scheme.startswith("jwt-"):
+        return scheme.removeprefix("jwt-").removesuffix("+deny") in ALGORITHMS
+    return False
+
+
+def _as_list(source: str, key: str, value: Any) -> list[Any]:
+    values = value if isinstance(value, list) else [value]
+    if not values:
+        raise _fail(source, key, "must not be empty")
+    return values
+
+
+def _number(source: str, key: str, value: Any, *, minimum: float, integer: bool) -> Any:
+    kind = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise _fail(source, key, f"{value!r} is not a {'whole ' if integer else ''}number")
+    if value < minimum:
+        raise _fail(source, key, f"{value} must be at least {minimum:g}")
+    return value
+
+
+def _settings(source: str, table: dict[str, Any], base: Settings) -> Settings:
+    updates: dict[str, Any] = {}
+    minimums = {"warmup_s": 0, "duration_s": 0.5, "repetitions": 1, "rate": 0, "population": 1,
+                "kdf_iterations": 1000, "access_ttl": 1, "generator_processes": 1}  # fmt: skip
+    for key in SETTING_KEYS:
+        if key not in table:
+            continue
+        value = table[key]
+        if key == "model":
+            if value not in MODELS:
+                raise _fail(source, key, f"{value!r} is not one of {', '.join(MODELS)}")
+        else:
+            integer = isinstance(getattr(base, key), int)
+            value = _number(source, key, value, minimum=minimums[key], integer=integer)
+        updates[key] = value
+    merged = replace(base, **updates)
+    if merged.model == "open" and merged.rate <= 0:
+        raise _fail(source, "rate", "the open model needs a rate above 0 (requests/s)")
+    return merged
+
+
+def _check_keys(source: str, where: str, table: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    for key in table:
+        if key not in allowed:
+            raise _fail(source, f"{where}{key}", f"unknown key (valid: {', '.join(allowed)})")
+
+
+def _group_cells(source: str, index: int, group: dict[str, Any], base: Settings) -> list[Cell]:
+    where = f"cells[{index}]."
+    _check_keys(source, where, group, GROUP_KEYS)
+    for key in ("schemes", "topologies", "scenarios"):
+        if key not in group:
+            raise _fail(source, where + key, "is required")
+    settings = _settings(source, group, base)
+    schemes = _as_list(source, where + "schemes", group["schemes"])
+    for scheme in schemes:
+        if not isinstance(scheme, str) or not valid_scheme(scheme):
+            choices = f"{', '.join(SCHEME_CHOICES)} with ALG in {' '.join(ALGORITHMS)}"
+            raise _fail(source, where + "schemes", f"unknown scheme {scheme!r} (valid: {choices})")
+    topologies = _as_list(source, where + "topologies", group["topologies"])
+    for topology in topologies:
+        if topology not in TOPOLOGIES:
+            raise _fail(
+                source,
+                where + "topologies",
+                f"unknown topology {topology!r} (valid: {', '.join(TOPOLOGIES)})",
+            )
+    scenarios = _as_list(source, where + "scenarios", group["scenarios"])
+    for scenario in scenarios:
+        if scenario not in SCENARIOS:
+            raise _fail(
+                source,
+                where + "scenarios",
+                f"unknown scenario {scenario!r} (valid: {', '.join(SCENARIOS)})",
+            )
+    node_counts = [
+        _number(source, where + "nodes", n, minimum=2, integer=True)
+        for n in _as_list(source, where + "nodes", group.get("nodes", [2]))
+    ]
+    users = [
+        _number(source, where + "users", n, minimum=1, integer=True)
+        for n in _as_list(source, where + "users", group.get("users", DEFAULT_USERS))
+    ]
+    cells = []
+    for scheme, topology, scenario, user_count in itertools.product(
+        schemes, topologies, scenarios, users
+    ):
+        for nodes in node_counts if topology == "multi" else [1]:
+            cell = Cell(scheme, topology, nodes, scenario, user_count, settings)
+            _check_combination(source, where, cell)
+            cells.append(cell)
+    return cells
+
+
+def _check_combination(source: str, where: str, cell: Cell) -> None:
+    if cell.scheme == "session-memory" and cell.topology != "single":
+        raise _fail(
+            source,
+            where + "topologies",
+            "session-memory keeps sessions in one process: it runs on single only",
+        )
+    if cell.scenario == "refresh" and not cell.is_jwt:
+        raise _fail(source, where + "scenarios", f"refresh needs a jwt scheme, not {cell.scheme}")
+    if cell.scenario == "revocation" and cell.scheme == "none":
+        raise _fail(source, where + "scenarios", "revocation needs a scheme with credentials")
+
+
+def load_matrix(name_or_path: str) -> Matrix:
+    """Read and validate a shipped matrix by name (quick, full) or a TOML file by path."""
+    path = Path(name_or_path)
+    if not path.suffix and not path.exists():
+        path = MATRICES_DIR / f"{name_or_path}.toml"
+    source = str(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        shipped = ", ".join(sorted(p.stem for p in MATRICES_DIR.glob("*.toml")))
+        raise MatrixError(
+            f"{source}: no such matrix (shipped: {shipped}; or a .toml path)"
+        ) from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise MatrixError(f"{source}: cannot read: {exc}") from None
+    return parse_matrix(data, source, path.stem)
+
+
+def parse_matrix(data: dict[str, Any], source: str, name: str) -> Matrix:
+    """Validate parsed TOML into a Matrix."""
+    _check_keys(source, "", data, TOP_LEVEL_KEYS)
+    defaults = data.get("defaults", {})
+    if not isinstance(defaults, dict):
+        raise _fail(source, "defaults", "must be a table")
+    _check_keys(source, "defaults.", defaults, (*SETTING_KEYS, "users"))
+    base = _settings(source, defaults, Settings())
+    groups = data.get("cells")
+    if not isinstance(groups, list) or not groups:
+        raise _fail(source, "cells", "needs at least one [[cells]] group")
+    if "users" in defaults:
+        groups = [{"users": defaults["users"], **group} for group in groups]
+    cells: list[Cell] = []
+    for index, group in enumerate(groups):
+        for cell in _group_cells(source, index, group, base):
+            if cell not in cells:
+                cells.append(cell)
+    ceiling = data.get("generator_ceiling_rps")
+    if ceiling is not None:
+        ceiling = float(_number(source, "generator_ceiling_rps", ceiling, minimum=1, integer=False))
+    repetitions = max(cell.settings.repetitions for cell in cells)
+    return Matrix(
+        name, source, str(data.get("description", "")), tuple(cells), repetitions, ceiling
+    )

@@ -1,0 +1,158 @@
+"""Background sampling of what a cell costs: server, Redis and generator CPU, Redis counters.
+
+Cumulative counters (process CPU seconds, Redis calls per command, Redis CPU, memory, keys) are
+read every ``INTERVAL_S`` with their timestamp and kept as raw rows (``samples.csv``). A value at
+any instant, such as the measured window's start and end, is interpolated between the two
+samples around it, so the window needs no coordination with the sampler.
+"""
+
+from __future__ import annotations
+
+import csv
+import threading
+import time
+from bisect import bisect_left
+from collections.abc import Iterable
+from pathlib import Path
+
+import psutil
+import redis
+
+INTERVAL_S = 0.2
+FIELDS = ("t", "source", "metric", "value")
+
+
+def _process_cpu_s(process: psutil.Process) -> float:
+    """User + system CPU seconds of a process and its children."""
+    total = 0.0
+    for proc in [process, *process.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            continue
+    return total
+
+
+def redis_counters(client: redis.Redis) -> dict[str, float]:
+    """Cumulative Redis counters: calls per command, CPU seconds, memory and key count."""
+    counters: dict[str, float] = {}
+    for command, stats in client.info("commandstats").items():
+        counters[f"calls:{command.removeprefix('cmdstat_')}"] = float(stats["calls"])
+    cpu = client.info("cpu")
+    counters["cpu_s"] = float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+    counters["used_memory"] = float(client.info("memory")["used_memory"])
+    counters["keys"] = float(client.dbsize())
+    return counters
+
+
+class Sampler:
+    """Samples named processes and, optionally, one Redis, on a background thread."""
+
+    def __init__(self, processes: dict[str, int], redis_url: str | None) -> None:
+        self._processes = {name: psutil.Process(pid) for name, pid in processes.items()}
+        self._redis = redis.Redis.from_url(redis_url, socket_timeout=2) if redis_url else None
+        self.rows: list[tuple[float, str, str, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sampler", daemon=True)
+
+    def add_process(self, name: str, pid: int) -> None:
+        """Start sampling another process (the generator, once it runs)."""
+        self._processes[name] = psutil.Process(pid)
+
+    def sample(self) -> None:
+        """Take one sample of everything now."""
+        now = time.time()
+        for name, process in list(self._processes.items()):
+            try:
+                self.rows.append((now, name, "cpu_s", _process_cpu_s(process)))
+            except psutil.Error:
+                continue
+        if self._redis is not None:
+            try:
+                for metric, value in redis_counters(self._redis).items():
+                    self.rows.append((now, "redis", metric, value))
+            except redis.RedisError:
+                pass
+
+    def _run(self) -> None:
+        while not self._stop.wait(INTERVAL_S):
+            self.sample()
+
+    def __enter__(self) -> Sampler:
+        self.sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+        if self._redis is not None:
+            self._redis.close()
+
+    def save(self, path: Path) -> None:
+        """Write the raw rows as ``samples.csv``."""
+        write_samples(path, self.rows)
+
+
+def write_samples(path: Path, rows: Iterable[tuple[float, str, str, float]]) -> None:
+    """Write sample rows to CSV."""
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(FIELDS)
+        writer.writerows(rows)
+
+
+def read_samples(path: Path) -> dict[tuple[str, str], list[tuple[float, float]]]:
+    """Samples by (source, metric), each a time-ordered list of (t, value)."""
+    series: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    with path.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            key = (row["source"], row["metric"])
+            series.setdefault(key, []).append((float(row["t"]), float(row["value"])))
+    for points in series.values():
+        points.sort()
+    return series
+
+
+def value_at(points: list[tuple[float, float]], t: float) -> float:
+    """A cumulative counter's value at time t, linearly interpolated (clamped at the ends)."""
+    times = [p[0] for p in points]
+    index = bisect_left(times, t)
+    if index == 0:
+        return points[0][1]
+    if index >= len(points):
+        return points[-1][1]
+    (t0, v0), (t1, v1) = points[index - 1], points[index]
+    return v0 if t1 == t0 else v0 + (v1 - v0) * (t - t0) / (t1 - t0)
+
+
+def delta(points: list[tuple[float, float]], start: float, end: float) -> float:
+    """How much a cumulative counter grew between start and end."""
+    return value_at(points, end) - value_at(points, start)
+
+
+STATE_PREFIXES = ("authbench:sess:", "authbench:fam:", "authbench:deny:", "authbench:famrevoked:")
+
+
+def redis_key_memory(redis_url: str, sample: int = 200) -> dict[str, dict[str, float]]:
+    """Live keys and mean ``MEMORY USAGE`` bytes per key, for each kind of state a scheme keeps."""
+    client = redis.Redis.from_url(redis_url, socket_timeout=5)
+    usage: dict[str, dict[str, float]] = {}
+    try:
+        for prefix in STATE_PREFIXES:
+            sizes = []
+            count = 0
+            for key in client.scan_iter(match=prefix + "*", count=1000):
+                count += 1
+                if len(sizes) < sample:
+                    sizes.append(client.memory_usage(key, samples=0) or 0)
+            if count:
+                usage[prefix.removeprefix("authbench:").rstrip(":")] = {
+                    "keys": count,
+                    "mean_bytes": round(sum(sizes) / len(sizes), 1),
+                }
+    finally:
+        client.close()
+    return usage

@@ -1,0 +1,104 @@
+"""A trivial HTTP server for measuring the load generator's own ceiling.
+
+It answers every request with the same small JSON (which claims to be the ``none`` scheme), with
+keep-alive and nothing else, so it is far cheaper than any reference server: whatever rate
+Locust reaches against it is what the generator can do on this machine.
+
+    python -m loadtests.trivial_server PORT
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from types import TracebackType
+
+from loadtests.ports import free_port, wait_for_port
+
+BODY = json.dumps(
+    {"status": "ok", "scheme": "none", "alg": None, "store": None, "node": "trivial", "sub": "x"}
+).encode()
+RESPONSE = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+    + str(len(BODY)).encode()
+    + b"\r\n\r\n"
+    + BODY
+)
+
+
+class TrivialProtocol(asyncio.Protocol):
+    """Answers each complete request head (and its declared body) with RESPONSE."""
+
+    def __init__(self) -> None:
+        self.buffer = b""
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while True:
+            head_end = self.buffer.find(b"\r\n\r\n")
+            if head_end < 0:
+                return
+            body_length = 0
+            for line in self.buffer[:head_end].split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    body_length = int(value.strip() or 0)
+            end = head_end + 4 + body_length
+            if len(self.buffer) < end:
+                return
+            self.buffer = self.buffer[end:]
+            assert self.transport is not None
+            self.transport.write(RESPONSE)
+
+
+async def serve(port: int) -> None:
+    """Serve on 127.0.0.1:port until cancelled."""
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(TrivialProtocol, "127.0.0.1", port, backlog=2048)
+    async with server:
+        await server.serve_forever()
+
+
+class TrivialServer:
+    """The trivial server as a child process on a free loopback port, stopped by its PID."""
+
+    def __init__(self, cpus: set[int] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._cpus = cpus
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> TrivialServer:
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "loadtests.trivial_server", str(self.port)],
+            start_new_session=True,
+        )
+        if self._cpus:
+            os.sched_setaffinity(self._process.pid, self._cpus)
+        if not wait_for_port("127.0.0.1", self.port, 10):
+            self.__exit__(None, None, None)
+            raise OSError(f"the trivial server did not start on port {self.port}")
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait()
+            self._process = None
+
+
+if __name__ == "__main__":
+    asyncio.run(serve(int(sys.argv[1])))

@@ -1,0 +1,139 @@
+"""The verify gate: a target must answer correctly before it is timed.
+
+Checks, on every node: /healthz names the expected scheme; a login works and a wrong password is
+refused; the credential is accepted by every node (a session made on one node works on the
+others); a tampered credential is refused; after logout the credential is refused by every node
+(sessions, denylisted JWTs) or, for plain JWTs, the refresh family is revoked. A target that
+fails gets no numbers: the cell is recorded as failed with the reason.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from http.client import HTTPException
+
+from loadtests.http_probe import Reply, call
+
+PASSWORD = "bench-password"
+USER = "user0"
+
+
+class VerifyFailed(Exception):
+    """The target answered wrongly; the message says what and where."""
+
+
+@dataclass
+class VerifyResult:
+    """What the gate established about a target."""
+
+    credential_header: str = ""
+    credential_bytes: int = 0
+    checks: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Expected:
+    """The identity the nodes must report."""
+
+    scheme: str  # none | session | jwt
+    alg: str | None
+    store: str | None
+    denylist: bool
+
+
+def _expect(condition: bool, message: str) -> None:
+    if not condition:
+        raise VerifyFailed(message)
+
+
+def _credential_headers(expected: Expected, login: Reply) -> dict[str, str]:
+    if expected.scheme == "jwt":
+        token = (login.body or {}).get("access_token")
+        _expect(isinstance(token, str) and token.count(".") == 2, "login gave no access token")
+        return {"Authorization": f"Bearer {token}"}
+    if expected.scheme == "session":
+        cookie = login.headers.get("set-cookie", "")
+        name, _, rest = cookie.partition("=")
+        value = rest.split(";", 1)[0]
+        _expect(name == "session_id" and len(value) >= 22, "login set no session_id cookie")
+        _expect("httponly" in cookie.lower(), "session cookie is not HttpOnly")
+        return {"Cookie": f"session_id={value}"}
+    return {}
+
+
+def _tampered(expected: Expected, headers: dict[str, str]) -> dict[str, str]:
+    if expected.scheme == "jwt":
+        token = headers["Authorization"].removeprefix("Bearer ")
+        head, payload, signature = token.split(".")
+        middle = len(signature) // 2
+        swapped = "A" if signature[middle] != "A" else "B"
+        forged = signature[:middle] + swapped + signature[middle + 1 :]
+        return {"Authorization": f"Bearer {head}.{payload}.{forged}"}
+    return {"Cookie": f"session_id={secrets.token_urlsafe(32)}"}
+
+
+def verify_target(nodes: list[str], expected: Expected) -> VerifyResult:
+    """Run every check against the nodes; VerifyFailed on the first wrong answer."""
+    try:
+        return _verify(nodes, expected)
+    except (OSError, HTTPException, ValueError, KeyError, TypeError) as exc:
+        raise VerifyFailed(f"target did not answer properly: {type(exc).__name__}: {exc}") from None
+
+
+def _verify(nodes: list[str], expected: Expected) -> VerifyResult:
+    result = VerifyResult()
+    for node in nodes:
+        health = call(node, "GET", "/healthz")
+        body = health.body or {}
+        identity = (body.get("scheme"), body.get("alg"), body.get("store"))
+        want = (expected.scheme, expected.alg, expected.store)
+        _expect(health.status == 200, f"{node}/healthz answered {health.status}")
+        _expect(identity == want, f"{node} reports {identity}, expected {want}")
+        if expected.scheme == "jwt":
+            _expect(body.get("denylist") == expected.denylist, f"{node} denylist setting differs")
+    result.checks.append("healthz identity on every node")
+
+    wrong = call(nodes[0], "POST", "/login", json_body={"username": USER, "password": "wrong"})
+    _expect(wrong.status == 401, f"wrong password answered {wrong.status}, expected 401")
+    login = call(nodes[0], "POST", "/login", json_body={"username": USER, "password": PASSWORD})
+    _expect(login.status == 200, f"login answered {login.status}, expected 200")
+    headers = _credential_headers(expected, login)
+    result.checks.append("login works, wrong password refused")
+    if headers:
+        name, value = next(iter(headers.items()))
+        result.credential_header = name
+        result.credential_bytes = len(f"{name}: {value}".encode())
+
+    subject = "anonymous" if expected.scheme == "none" else USER
+    for node in nodes:
+        me = call(node, "GET", "/me", headers=headers)
+        _expect(me.status == 200, f"{node}/me with a fresh credential answered {me.status}")
+        _expect((me.body or {}).get("sub") == subject, f"{node}/me names the wrong subject")
+        _expect(
+            "auth;dur=" in me.headers.get("server-timing", ""), f"{node}/me lacks Server-Timing"
+        )
+    result.checks.append("credential accepted on every node")
+    if expected.scheme == "none":
+        return result
+
+    forged = _tampered(expected, headers)
+    for node in nodes:
+        me = call(node, "GET", "/me", headers=forged)
+        _expect(me.status == 401, f"{node} accepted a tampered credential ({me.status})")
+    result.checks.append("tampered credential refused on every node")
+
+    refresh_token = (login.body or {}).get("refresh_token")
+    logout_body = {"refresh_token": refresh_token} if refresh_token else None
+    logout = call(nodes[-1], "POST", "/logout", headers=headers, json_body=logout_body)
+    _expect(logout.status == 204, f"logout answered {logout.status}, expected 204")
+    if expected.scheme == "session" or expected.denylist:
+        for node in nodes:
+            me = call(node, "GET", "/me", headers=headers)
+            _expect(me.status == 401, f"{node} still accepts a logged-out credential")
+        result.checks.append("logout seen by every node")
+    else:
+        again = call(nodes[0], "POST", "/refresh", json_body={"refresh_token": refresh_token})
+        _expect(again.status == 401, f"refresh after logout answered {again.status}, expected 401")
+        result.checks.append("logout revokes the refresh family")
+    return result

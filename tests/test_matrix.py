@@ -1,0 +1,104 @@
+"""Matrix files: the shipped ones load, and bad ones fail before anything starts, in one line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from loadtests.matrix import MatrixError, load_matrix
+from targets.settings import ALGORITHMS
+
+GOOD_GROUP = """
+[[cells]]
+schemes = ["none", "jwt-HS256"]
+topologies = ["single"]
+scenarios = ["read"]
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "matrix.toml"
+    path.write_text(text)
+    return path
+
+
+def test_quick_matrix_covers_every_scheme_on_single_and_the_shared_store_on_multi() -> None:
+    matrix = load_matrix("quick")
+    single = {(c.scheme, c.scenario) for c in matrix.cells if c.topology == "single"}
+    expected = ["none", "session-memory", "session-redis", "jwt-ES256+deny"]
+    expected += [f"jwt-{alg}" for alg in ALGORITHMS]
+    assert single == {(s, sc) for s in expected for sc in ("read", "login")}
+    multi = {(c.scheme, c.nodes) for c in matrix.cells if c.topology == "multi"}
+    assert {("session-redis", 2), ("jwt-HS256", 2), ("jwt-RS256", 2)} <= multi
+
+
+def test_full_matrix_has_every_scenario_two_and_four_nodes_and_three_repetitions() -> None:
+    matrix = load_matrix("full")
+    assert {c.scenario for c in matrix.cells} == {
+        "read", "login", "refresh", "logout", "mixed", "revocation"
+    }  # fmt: skip
+    assert {c.nodes for c in matrix.cells if c.topology == "multi"} == {2, 4}
+    assert matrix.repetitions == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            GOOD_GROUP.replace('"jwt-HS256"', '"jwt-HS999"'),
+            "cells[0].schemes: unknown scheme 'jwt-HS999' (valid: none, session-memory",
+        ),
+        (GOOD_GROUP + "colour = 'red'\n", "cells[0].colour: unknown key (valid: schemes,"),
+        ("[defaults]\nduration_s = -5\n" + GOOD_GROUP, "duration_s: -5 must be at least 0.5"),
+        ("[defaults]\nspeed = 1\n" + GOOD_GROUP, "defaults.speed: unknown key (valid: warmup_s"),
+        (
+            GOOD_GROUP.replace('"single"', '"ring"'),
+            "unknown topology 'ring' (valid: single, multi)",
+        ),
+        (GOOD_GROUP.replace('"read"', '"browse"'), "unknown scenario 'browse' (valid: read, login"),
+        (
+            GOOD_GROUP.replace('"none", "jwt-HS256"', '"session-memory"').replace(
+                '"single"', '"multi"'
+            ),
+            "session-memory keeps sessions in one process",
+        ),
+        (GOOD_GROUP.replace('"read"', '"refresh"'), "refresh needs a jwt scheme, not none"),
+        ("[defaults]\nmodel = 'open'\n" + GOOD_GROUP, "the open model needs a rate above 0"),
+        ("[defaults]\nusers = 0\n" + GOOD_GROUP, "users: 0 must be at least 1"),
+        ("description = 'no cells'\n", "cells: needs at least one [[cells]] group"),
+        ("cells = [", "cannot read"),
+    ],
+)
+def test_bad_matrix_is_one_line_naming_file_key_and_choices(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(MatrixError) as caught:
+        load_matrix(str(path))
+    message = str(caught.value)
+    assert message.startswith(str(path))
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_runner_refuses_a_bad_matrix_before_starting_anything(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD_GROUP.replace('"none"', '"cookies"'))
+    out = tmp_path / "results"
+    result = subprocess.run(
+        [sys.executable, "-m", "loadtests", "run", "--matrix", str(path), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "unknown scheme 'cookies'" in lines[0]
+    assert not out.exists()
+
+
+def test_unknown_matrix_name_lists_the_shipped_ones() -> None:
+    with pytest.raises(MatrixError, match="shipped: full, quick"):
+        load_matrix("medium")

@@ -1,0 +1,206 @@
+"""The runner end to end: real servers, a real Redis, real Locust, on tiny matrices."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from loadtests.cell_metrics import COLUMNS
+from loadtests.trivial_server import TrivialServer
+from loadtests.verify import Expected, VerifyFailed, verify_target
+from tests.conftest import StartTarget
+
+TINY = """
+[defaults]
+users = 3
+warmup_s = 0.5
+duration_s = {duration}
+population = 20
+kdf_iterations = 1000
+
+[[cells]]
+schemes = {schemes}
+topologies = ["single"]
+scenarios = ["read"]
+{extra}
+"""
+MULTI = """
+[[cells]]
+schemes = ["none", "session-redis"]
+topologies = ["multi"]
+nodes = [2]
+scenarios = ["read"]
+"""
+
+
+def write_matrix(
+    tmp_path: Path, schemes: list[str], duration: float = 1.5, extra: str = ""
+) -> Path:
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY.format(duration=duration, schemes=json.dumps(schemes), extra=extra))
+    return path
+
+
+def runner(matrix_or_resume: list[str], out: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "loadtests", "run", *matrix_or_resume, "--out", str(out),
+         "--no-micro"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )  # fmt: skip
+
+
+def finish(process: subprocess.Popen[str], timeout: float = 240) -> tuple[int, str, str]:
+    out, err = process.communicate(timeout=timeout)
+    return process.returncode, out, err
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, str]]:
+    with (run_dir / "metrics.csv").open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        assert reader.fieldnames == COLUMNS
+        return list(reader)
+
+
+def test_tiny_matrix_runs_end_to_end_and_leaves_a_complete_run_folder(tmp_path: Path) -> None:
+    matrix = write_matrix(tmp_path, ["none", "session-redis", "jwt-HS256"], extra=MULTI)
+    out = tmp_path / "results"
+    code, stdout, stderr = finish(runner(["--matrix", str(matrix)], out))
+    assert code == 0, stderr
+    run_dir = (out / "latest").resolve()
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["schema_version"] >= 1
+    assert manifest["status"] == "complete"
+    assert manifest["generator_ceiling"]["1"]["source"] == "measured"
+    assert manifest["generator_ceiling"]["1"]["rps"] > 0
+    assert {"git_commit", "python", "cpu_model", "cpu_count", "packages"} <= set(
+        manifest["environment"]
+    )
+    assert len(manifest["matrix"]["cells"]) == 5
+    for cell in manifest["matrix"]["cells"]:
+        cell_dir = run_dir / "cells" / cell["cell_id"]
+        for name in ("cell.json", "hdr.json", "window.json", "samples.csv", "locust_stats.csv"):
+            assert (cell_dir / name).exists(), f"{cell['cell_id']} lacks {name}"
+    rows = read_metrics(run_dir)
+    assert [row["status"] for row in rows] == ["complete"] * 5
+    by_scheme = {(row["scheme"], row["topology"]): row for row in rows}
+    for row in rows:
+        assert int(row["requests"]) > 0 and float(row["rps"]) > 0
+        assert float(row["p50_ms"]) <= float(row["p99_ms"]) <= float(row["max_ms"])
+        assert float(row["server_cpu_us_per_req"]) > 0
+    session = by_scheme[("session-redis", "single")]
+    assert float(session["redis_cmds_per_req"]) == pytest.approx(1.0, abs=0.1)  # one GET per /me
+    assert float(session["redis_bytes_per_session"]) > 0
+    assert int(session["credential_bytes"]) > 0
+    assert session["p50_overhead_ms"] != "" and session["rps_vs_none"] != ""
+    jwt = by_scheme[("jwt-HS256", "single")]
+    assert float(jwt["redis_cmds_per_req"]) == 0.0  # stateless: /me never touches Redis
+    assert float(jwt["auth_p50_us"]) > 0
+    multi = by_scheme[("session-redis", "multi")]
+    assert multi["nodes"] == "2" and multi["rps_vs_none"] != ""
+    assert "results:" in stdout and str(run_dir.name) in stdout
+
+
+def test_saturated_cells_are_flagged_in_metrics_and_summary(tmp_path: Path) -> None:
+    matrix = write_matrix(tmp_path, ["none"], duration=1, extra="")
+    matrix.write_text("generator_ceiling_rps = 1\n" + matrix.read_text())
+    out = tmp_path / "results"
+    code, stdout, stderr = finish(runner(["--matrix", str(matrix)], out))
+    assert code == 0, stderr
+    run_dir = (out / "latest").resolve()
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["generator_ceiling"]["1"] == {"rps": 1.0, "source": "matrix"}
+    assert [row["saturated"] for row in read_metrics(run_dir)] == ["True"]
+    assert "SATURATED" in stdout and "saturated the generator" in stdout
+
+
+def test_interrupt_keeps_finished_cells_leaves_no_process_and_resume_completes(
+    tmp_path: Path,
+) -> None:
+    matrix = write_matrix(tmp_path, ["none", "session-memory", "jwt-HS256"], duration=3)
+    matrix.write_text("generator_ceiling_rps = 100000\n" + matrix.read_text())
+    out = tmp_path / "results"
+    process = runner(["--matrix", str(matrix)], out)
+    deadline = time.monotonic() + 120
+    first_cell = None
+    while time.monotonic() < deadline and first_cell is None:
+        for cell_json in out.glob("*/cells/*/cell.json"):
+            if json.loads(cell_json.read_text())["status"] == "complete":
+                first_cell = cell_json.parent
+        time.sleep(0.2)
+    assert first_cell is not None, "no cell finished"
+    time.sleep(1.0)  # into the second cell
+    children = psutil.Process(process.pid).children(recursive=True)
+    assert children, "the runner should have servers and Locust running"
+    os.killpg(process.pid, signal.SIGINT)
+    code, _, stderr = finish(process, timeout=60)
+    assert code == 130
+    assert "finish it with --resume" in stderr
+    _, alive = psutil.wait_procs(children, timeout=5)
+    assert not alive, f"stray processes: {[p.pid for p in alive]}"
+    run_dir = first_cell.parent.parent
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "incomplete"
+    assert json.loads((first_cell / "cell.json").read_text())["status"] == "complete"
+    kept_hdr = (first_cell / "hdr.json").read_bytes()
+
+    code, _, stderr = finish(runner(["--resume", str(run_dir)], out))
+    assert code == 0, stderr
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["resumed"]
+    assert [row["status"] for row in read_metrics(run_dir)] == ["complete"] * 3
+    assert (first_cell / "hdr.json").read_bytes() == kept_hdr  # finished cells are not redone
+
+
+def test_verify_gate_refuses_a_target_that_accepts_any_password() -> None:
+    with (
+        TrivialServer() as broken,
+        pytest.raises(VerifyFailed, match="wrong password answered 200"),
+    ):
+        verify_target([broken.url], Expected("none", None, None, False))
+
+
+def test_verify_gate_refuses_a_target_that_is_not_the_scheme_asked_for(
+    start_target: StartTarget,
+) -> None:
+    node = start_target("--scheme", "jwt", "--alg", "HS256")
+    with pytest.raises(VerifyFailed, match="expected \\('jwt', 'RS256', 'redis'\\)"):
+        verify_target([node.url], Expected("jwt", "RS256", "redis", False))
+
+
+def test_verify_gate_passes_a_correct_multi_node_session_target(
+    start_target: StartTarget,
+) -> None:
+    nodes = [start_target("--scheme", "session"), start_target("--scheme", "session")]
+    result = verify_target([n.url for n in nodes], Expected("session", None, "redis", False))
+    assert "logout seen by every node" in result.checks
+    assert result.credential_bytes == len("Cookie: session_id=") + 43
+
+
+def test_cells_whose_target_cannot_start_are_recorded_as_failed(tmp_path: Path) -> None:
+    matrix = write_matrix(tmp_path, ["session-redis"], duration=1)
+    matrix.write_text("generator_ceiling_rps = 100000\n" + matrix.read_text())
+    out = tmp_path / "results"
+    env_process = subprocess.run(
+        [sys.executable, "-m", "loadtests", "run", "--matrix", str(matrix), "--out", str(out),
+         "--no-micro"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "REDIS_URL": "redis://127.0.0.1:1/0"},
+    )  # fmt: skip
+    assert env_process.returncode == 0, env_process.stderr
+    rows = read_metrics((out / "latest").resolve())
+    assert rows[0]["status"] == "failed"
+    assert "services did not start" in rows[0]["reason"]
+    assert rows[0]["rps"] == ""
