@@ -34,7 +34,7 @@ CEILING_FRACTION = 0.8
 AXES = ["scheme", "alg", "store", "topology", "nodes", "scenario", "users"]
 COLUMNS = [
     *AXES, "rps", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms", "requests", "failures",
-    "server_cpu_us_per_req", "redis_cmds_per_req", "redis_cpu_us_per_req",
+    "server_cpu_us_per_req", "redis_cmds_per_req", "redis_cmds_by_name", "redis_cpu_us_per_req",
     "redis_bytes_per_session", "credential_bytes", "generator_cpu_pct", "saturated",
     "p50_overhead_ms", "p99_overhead_ms", "server_cpu_overhead_us_per_req", "rps_vs_none",
     "auth_p50_us", "auth_mean_us", "store_p50_us", "store_mean_us", "auth_compute_mean_us",
@@ -78,18 +78,25 @@ def _ms(histogram: HdrHistogram, percentile: float) -> float:
 def _redis_figures(
     series: dict[tuple[str, str], list[tuple[float, float]]], start: float, end: float, count: int
 ) -> dict[str, Any]:
-    calls = sum(
-        delta(points, start, end)
+    by_name = {
+        metric.removeprefix("calls:"): delta(points, start, end)
         for (source, metric), points in series.items()
         if source == "redis"
         and metric.startswith("calls:")
         and metric.removeprefix("calls:") not in OBSERVER_COMMANDS
-    )
+    }
     if ("redis", "cpu_s") not in series:
         return {}
     cpu_s = delta(series[("redis", "cpu_s")], start, end)
+    calls = sum(by_name.values())
+    per_request = {
+        name: calls_made / count for name, calls_made in sorted(by_name.items()) if count
+    }
     return {
         "redis_cmds_per_req": round(calls / count, 3) if count else None,
+        "redis_cmds_by_name": " ".join(
+            f"{name}={value:.3f}" for name, value in per_request.items() if value >= 0.001
+        ),
         "redis_cpu_us_per_req": round(cpu_s * 1e6 / count, 2) if count else None,
     }
 

@@ -38,23 +38,26 @@ class RevocationUser(AuthbenchUser):
         honoured = set(self.nodes)
         while honoured and time.time() - logged_out_at < PROBE_S:
             for node in sorted(honoured):
-                reply = self.client.get(node + "/me", headers=credential.headers, name="replay /me")
-                if reply.status_code == 401:
-                    honoured.discard(node)
+                with self.client.get(
+                    node + "/me", headers=credential.headers, name="replay /me", catch_response=True
+                ) as reply:
+                    if reply.status_code == 401:
+                        reply.success()  # refusal is the answer this replay waits for
+                        honoured.discard(node)
         if not honoured:
-            self._report("revocation delay", (time.time() - logged_out_at) * 1000)
+            self._report("revocation delay", logged_out_at, time.time() - logged_out_at)
         elif credential.expires_at is not None:
-            self._report(
-                "revocation delay (expiry)", (credential.expires_at - logged_out_at) * 1000
-            )
+            remaining_s = credential.expires_at - logged_out_at
+            self._report("revocation delay (expiry)", logged_out_at, remaining_s)
 
-    def _report(self, name: str, delay_ms: float) -> None:
+    def _report(self, name: str, logged_out_at: float, delay_s: float) -> None:
+        """Record the delay as a pseudo-request that started at logout."""
         self.environment.events.request.fire(
             request_type="REVOKE",
             name=name,
-            response_time=delay_ms,
+            response_time=delay_s * 1000,
             response_length=0,
             exception=None,
             context={},
-            start_time=time.time(),
+            start_time=logged_out_at,
         )
