@@ -8,9 +8,10 @@ ALG ?=
 PORT ?= 8000
 HOST ?= http://127.0.0.1:$(PORT)
 MATRIX ?= quick
+RUN ?= latest
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test bench bench-full resume micro serve locust lint format clean
+.PHONY: help setup test bench bench-full resume report compare micro serve locust lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -26,14 +27,23 @@ setup: $(READY) ## create .venv and install authbench with its dependencies
 test: $(READY) ## run the test suite (real servers, real Redis)
 	$(PY) -m pytest
 
-bench: $(READY) ## run the quick matrix (about 4 min) into a new results/<run-id>/
+bench: $(READY) ## run the quick matrix (about 4 min), then build its report
 	$(PY) -m loadtests run --matrix $(MATRIX)
+	$(PY) -m analysis report latest
 
-bench-full: $(READY) ## run the full matrix: every scenario, 1/2/4 nodes, 3 repetitions
+bench-full: $(READY) ## run the full matrix (every scenario, 1/2/4 nodes, 3 repetitions) and report
 	$(PY) -m loadtests run --matrix full
+	$(PY) -m analysis report latest
 
-resume: $(READY) ## finish an interrupted run: make resume RUN=<run-id>
+resume: $(READY) ## finish an interrupted run and report it: make resume RUN=<run-id>
 	$(PY) -m loadtests run --resume $(RUN)
+	$(PY) -m analysis report $(RUN)
+
+report: $(READY) ## rebuild a run's figures and report from its raw files: make report RUN=<run-id>
+	$(PY) -m analysis report $(RUN)
+
+compare: $(READY) ## two runs side by side: make compare A=<run-id> B=<run-id>
+	$(PY) -m analysis compare $(A) $(B)
 
 micro: $(READY) ## in-process cost of each scheme's primitives, printed and saved as micro.csv
 	$(PY) -m loadtests micro

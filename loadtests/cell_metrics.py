@@ -13,7 +13,7 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-from loadtests.histograms import AUTH, LATENCY, STORE, HistogramSet, new_histogram
+from loadtests.histograms import AUTH, KDF, LATENCY, STORE, HistogramSet, new_histogram
 from loadtests.sampling import delta, read_samples
 
 # The requests a scenario is about; None: every request of the journey.
@@ -38,6 +38,7 @@ COLUMNS = [
     "redis_bytes_per_session", "credential_bytes", "generator_cpu_pct", "saturated",
     "p50_overhead_ms", "p99_overhead_ms", "server_cpu_overhead_us_per_req", "rps_vs_none",
     "auth_p50_us", "auth_mean_us", "store_p50_us", "store_mean_us", "auth_compute_mean_us",
+    "kdf_mean_us",
     "rps_per_server_cpu_s", "all_requests",
     "window_s", "model", "rate", "denylist", "repetition", "cell_id", "status", "reason",
 ]  # fmt: skip
@@ -162,6 +163,7 @@ def cell_row(cell_dir: Path) -> dict[str, Any]:
     generator_cpu_s = delta(series.get(("generator", "cpu_s"), [(0, 0), (1, 0)]), start, end)
     auth = merged(histograms, AUTH, measured)
     store = merged(histograms, STORE, measured)
+    kdf = merged(histograms, KDF, measured)
     row.update(
         window_s=round(window_s, 3),
         requests=requests,
@@ -181,6 +183,7 @@ def cell_row(cell_dir: Path) -> dict[str, Any]:
         store_p50_us=store.get_value_at_percentile(50) if store.get_total_count() else None,
         store_mean_us=round(store.get_mean_value(), 1) if store.get_total_count() else None,
         auth_compute_mean_us=_compute_mean_us(auth, store),
+        kdf_mean_us=round(kdf.get_mean_value(), 1) if kdf.get_total_count() else None,
         **_redis_figures(series, start, end, all_requests),
     )
     processes = max(1, int(params.get("generator_processes", 1)))

@@ -20,6 +20,7 @@ SIGNIFICANT_DIGITS = 3
 LATENCY = "latency_us"
 AUTH = "auth_us"
 STORE = "store_us"
+KDF = "kdf_us"
 
 
 def new_histogram() -> HdrHistogram:

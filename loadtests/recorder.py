@@ -22,7 +22,7 @@ from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from loadtests.histograms import AUTH, LATENCY, STORE, HistogramSet, parse_server_timing
+from loadtests.histograms import AUTH, KDF, LATENCY, STORE, HistogramSet, parse_server_timing
 
 HDR_KEY = "authbench_hdr"
 INTENDED_START = "intended_start"
@@ -78,6 +78,8 @@ class WindowRecorder:
             self.histograms.record(AUTH, name, timing["auth"])
         if "store" in timing:
             self.histograms.record(STORE, name, timing["store"])
+        if "kdf" in timing:
+            self.histograms.record(KDF, name, timing["kdf"])
 
 
 recorder = WindowRecorder()

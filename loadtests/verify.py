@@ -13,6 +13,8 @@ import secrets
 from dataclasses import dataclass, field
 from http.client import HTTPException
 
+import jwt
+
 from loadtests.http_probe import Reply, call
 
 PASSWORD = "bench-password"
@@ -73,6 +75,26 @@ def _tampered(expected: Expected, headers: dict[str, str]) -> dict[str, str]:
     return {"Cookie": f"session_id={secrets.token_urlsafe(32)}"}
 
 
+def _check_jwks(node: str, expected: Expected, headers: dict[str, str]) -> str:
+    """Asymmetric: the access token verifies with the published public key alone."""
+    jwks = call(node, "GET", "/.well-known/jwks.json")
+    if expected.alg and expected.alg.startswith("HS"):
+        _expect(jwks.status == 404, f"an HMAC server published a JWKS ({jwks.status})")
+        return "no public key published (HMAC: every verifier needs the secret)"
+    _expect(jwks.status == 200, f"JWKS answered {jwks.status}")
+    token = headers["Authorization"].removeprefix("Bearer ")
+    kid = jwt.get_unverified_header(token).get("kid")
+    keys = {key.get("kid"): key for key in (jwks.body or {}).get("keys", [])}
+    _expect(kid in keys, "the token's kid is not in the JWKS")
+    _expect(not {"d", "k"} & set(keys[kid]), "the JWKS exposes private key material")
+    try:
+        public = jwt.PyJWK(keys[kid], algorithm=expected.alg).key
+        jwt.decode(token, public, algorithms=[expected.alg], options={"verify_aud": False})
+    except jwt.PyJWTError as exc:
+        raise VerifyFailed(f"the token does not verify with its JWKS key: {exc}") from None
+    return "token verified with the published JWKS key alone"
+
+
 def verify_target(nodes: list[str], expected: Expected) -> VerifyResult:
     """Run every check against the nodes; VerifyFailed on the first wrong answer."""
     try:
@@ -116,6 +138,9 @@ def _verify(nodes: list[str], expected: Expected) -> VerifyResult:
     result.checks.append("credential accepted on every node")
     if expected.scheme == "none":
         return result
+
+    if expected.scheme == "jwt":
+        result.checks.append(_check_jwks(nodes[0], expected, headers))
 
     forged = _tampered(expected, headers)
     for node in nodes:

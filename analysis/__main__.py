@@ -1,0 +1,65 @@
+"""``python -m analysis report RUN`` and ``python -m analysis compare A B``.
+
+RUN may be a run folder or a run id under ``results/`` (``latest`` works). Problems end with one
+line on stderr and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from analysis.tidy import RunFolderError, load_run
+
+PROG = "python -m analysis"
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def resolve_run(name: str, results_root: Path) -> Path:
+    """A run folder from a path or a run id under the results root."""
+    path = Path(name)
+    return path if path.is_dir() else results_root / name
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point."""
+    parser = _OneLineParser(prog=PROG, description=__doc__)
+    parser.add_argument("--results", default="results", help="results root (default: results)")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
+    report = commands.add_parser("report", help="rebuild figures, report.html and report.md")
+    report.add_argument("run", help="run folder or run id")
+    compare = commands.add_parser("compare", help="two runs side by side")
+    compare.add_argument("a", help="run folder or id (before)")
+    compare.add_argument("b", help="run folder or id (after)")
+    compare.add_argument("--out", help="folder for the comparison (default: results/compare-A-B)")
+    args = parser.parse_args(argv)
+    root = Path(args.results)
+    try:
+        if args.command == "report":
+            from analysis.report import write_report
+
+            html_path, md_path = write_report(load_run(resolve_run(args.run, root)))
+            print(f"report: {html_path}\nmarkdown: {md_path}")
+        else:
+            from analysis.compare import write_comparison
+
+            before = load_run(resolve_run(args.a, root))
+            after = load_run(resolve_run(args.b, root))
+            default = root / f"compare-{before.run_id}-{after.run_id}"
+            out = Path(args.out) if args.out else default
+            for path in write_comparison(before, after, out):
+                print(f"comparison: {path}")
+    except RunFolderError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,256 @@
+"""``report.html`` (one self-contained file, figures embedded) and ``report.md`` (figures linked).
+
+Both render the same content in the same order: the decision table, the claims checked against
+this run, the charts, then methodology and environment, then warnings.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from analysis.charts import Chart, draw_all
+from analysis.claims import NOT_DISTINGUISHABLE, SUPPORTED, Claim, check_claims
+from analysis.decision import HEADERS, decision_rows
+from analysis.tidy import RunData
+
+WIDE_INTERVAL = 0.30
+CSS = """
+body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#222}
+h1{margin-bottom:0}.sub{color:#555;margin-top:.2em}
+table{border-collapse:collapse;margin:1em 0;font-size:12.5px}
+th,td{border:1px solid #ccc;padding:4px 6px;vertical-align:top;text-align:left}
+th{background:#f2f2f2}figure{margin:1.5em 0}figure img{max-width:100%;border:1px solid #ddd}
+figcaption{color:#444;font-size:13px}.verdict{font-weight:bold;padding:1px 6px;border-radius:3px}
+.supported{background:#d9f2d9}.not-supported{background:#f7d4d4}
+.not-distinguishable{background:#eee}.not-measured{background:#fff3cd}
+.warn{background:#fff3cd;padding:.6em 1em;border-left:4px solid #e0a800}
+"""
+
+
+@dataclass
+class Report:
+    """The report's content, independent of its format."""
+
+    run: RunData
+    title: str
+    decision: list[list[str]]
+    claims: list[Claim]
+    charts: list[Chart]
+    methodology: list[tuple[str, str]]
+    warnings: list[str] = field(default_factory=list)
+
+
+def _kdf_iterations(run: RunData) -> str:
+    values = sorted({c["kdf_iterations"] for c in run.manifest.get("matrix", {}).get("cells", [])})
+    return ", ".join(f"{v:,}" for v in values) or "unknown"
+
+
+def _windows(run: RunData) -> str:
+    cells = run.manifest.get("matrix", {}).get("cells", [])
+    pairs = sorted({(c["warmup_s"], c["duration_s"]) for c in cells})
+    return "; ".join(f"warm-up {w:g} s (discarded), window {d:g} s" for w, d in pairs) or "unknown"
+
+
+def methodology(run: RunData) -> list[tuple[str, str]]:
+    """Environment and method facts, each traceable to the manifest."""
+    m = run.manifest
+    env = m.get("environment", {})
+    packages = env.get("packages", {})
+    pinning = m.get("pinning", {})
+    ceilings = m.get("generator_ceiling", {})
+    ceiling_text = ", ".join(
+        f"{k} Locust process(es): {v['rps']:.0f} req/s ({v['source']})" for k, v in ceilings.items()
+    )
+    versions = ", ".join(f"{name} {version}" for name, version in packages.items() if version)
+    commit = env.get("git_commit") or "unknown"
+    dirty = " (uncommitted changes)" if env.get("git_dirty") else ""
+    return [
+        ("run", f"{run.run_id}: {m.get('status')}, {m.get('started')} → {m.get('ended')}"),
+        ("matrix", f"{m.get('matrix', {}).get('name')}: {m.get('matrix', {}).get('description')}"),
+        ("machine", f"{env.get('cpu_model')}, {env.get('cpu_count')} CPUs, {env.get('platform')}"),
+        (
+            "pinning",
+            f"generator on CPUs {pinning.get('generator_cpus')}, servers and Redis on "
+            f"{pinning.get('server_cpus')}"
+            if pinning.get("pinned")
+            else "not pinned",
+        ),
+        ("software", f"Python {env.get('python')}; {versions}"),
+        ("code", f"git {commit}{dirty}"),
+        ("password KDF", f"PBKDF2-HMAC-SHA256, {_kdf_iterations(run)} iterations, every scheme"),
+        ("windows", _windows(run)),
+        (
+            "repetitions",
+            f"up to {m.get('matrix', {}).get('repetitions')}, interleaved; 95% "
+            "intervals are Student t across repetitions, or the assumed noise band "
+            "(±7% CPU, ±30% latency and throughput, marked ~) with one",
+        ),
+        ("generator ceiling", ceiling_text or "not measured"),
+        ("load model", "closed (N users, no wait) unless a cell says open; Locust FastHttpUser"),
+        ("Redis", str(m.get("redis"))),
+        ("load balancing", str(m.get("load_balancing"))),
+        (
+            "raw data",
+            "every figure is derived from cells/*/ (hdr.json, samples.csv, cell.json, "
+            "window.json) and micro.csv by `python -m analysis report`",
+        ),
+    ]
+
+
+def warnings(run: RunData) -> list[str]:
+    """What a reader must know before trusting a figure."""
+    notes = []
+    if run.manifest.get("status") != "complete":
+        notes.append("The run is incomplete: some cells were not measured.")
+    if run.manifest.get("environment", {}).get("git_dirty"):
+        notes.append("The code had uncommitted changes when this run was made.")
+    for _, row in run.cells.iterrows():
+        if row["status"] != "complete":
+            notes.append(f"{row['cell_id']}: {row['status']}: {row['reason']}")
+        elif row["saturated"]:
+            notes.append(
+                f"{row['cell_id']}: the load generator was saturated "
+                f"(generator CPU {row['generator_cpu_pct']:.0f}%); throughput and latency "
+                "are a floor, server CPU per request still holds"
+            )
+        if row["status"] == "complete" and row["failures"]:
+            notes.append(f"{row['cell_id']}: {int(row['failures'])} failed requests")
+    if (run.summary["repetitions"] == 1).any():
+        notes.append(
+            "Cells with one repetition use an assumed noise band (marked ~), not a "
+            "measured interval: run bench-full before relying on small differences."
+        )
+    for _, row in run.summary.iterrows():
+        estimate = row["rps"]
+        if estimate.n >= 2 and (estimate.high - estimate.low) > WIDE_INTERVAL * estimate.value:
+            notes.append(
+                f"{row['scheme']} {row['scenario']} {row['topology']}-{row['nodes']}: "
+                "wide throughput interval (over ±15%)"
+            )
+    return notes
+
+
+def build_report(run: RunData, figures_dir: Path) -> Report:
+    """Everything the report shows, with the charts drawn into figures_dir."""
+    return Report(
+        run=run,
+        title=f"authbench report: {run.run_id}",
+        decision=[row.cells for row in decision_rows(run)],
+        claims=check_claims(run),
+        charts=draw_all(run, figures_dir),
+        methodology=methodology(run),
+        warnings=warnings(run),
+    )
+
+
+def _verdict_class(verdict: str) -> str:
+    return verdict.replace(" ", "-")
+
+
+def render_html(report: Report) -> str:
+    """A single HTML page with every figure embedded as a data URI."""
+    e = html.escape
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>{e(report.title)}</title><style>{CSS}</style></head><body>",
+        f"<h1>{e(report.title)}</h1>",
+        f"<p class='sub'>Server-side sessions or JWTs, and which signing algorithm? "
+        f"Measured on {e(str(report.run.manifest.get('environment', {}).get('cpu_model')))}.</p>",
+        "<h2 id='decision'>Decision table</h2>",
+        _html_table(HEADERS, report.decision, "decision-table"),
+        "<p class='sub'>Hot path: server CPU per /me request and median latency (single node). "
+        "Issuance: the login's auth step as the server timed it, without store waits and the "
+        "password hash. ~ marks an assumed noise band (one repetition).</p>",
+        "<h2 id='claims'>Claims checked</h2>",
+    ]
+    for claim in report.claims:
+        parts.append(
+            f"<h3>{e(claim.claim)} <span class='verdict {_verdict_class(claim.verdict)}'>"
+            f"{e(claim.verdict)}</span></h3><ul>"
+            + "".join(f"<li>{e(item)}</li>" for item in claim.evidence)
+            + "</ul>"
+        )
+    parts.append("<h2 id='charts'>Charts</h2>")
+    for chart in report.charts:
+        data = base64.b64encode(chart.png.read_bytes()).decode()
+        parts.append(
+            f"<figure><img alt='{e(chart.title)}' src='data:image/png;base64,{data}'>"
+            f"<figcaption><b>{e(chart.title)}.</b> {e(chart.caption)}</figcaption></figure>"
+        )
+    parts.append("<h2 id='methodology'>Methodology and environment</h2>")
+    parts.append(_html_table(["", ""], [list(pair) for pair in report.methodology], "method"))
+    parts.append("<h2 id='warnings'>Warnings</h2>")
+    if report.warnings:
+        parts.append(
+            "<div class='warn'><ul>"
+            + "".join(f"<li>{e(w)}</li>" for w in report.warnings)
+            + "</ul></div>"
+        )
+    else:
+        parts.append("<p>None.</p>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _html_table(headers: list[str], rows: list[list[Any]], css_id: str) -> str:
+    e = html.escape
+    head = "".join(f"<th>{e(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table id='{css_id}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _md_table(headers: list[str], rows: list[list[Any]]) -> str:
+    def cell(value: Any) -> str:
+        return str(value).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(cell(h) for h in headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def render_markdown(report: Report, report_dir: Path) -> str:
+    """The same content as Markdown, figures linked relative to the report."""
+    parts = [
+        f"# {report.title}",
+        "",
+        "## Decision table",
+        "",
+        _md_table(HEADERS, report.decision),
+        "",
+        "## Claims checked",
+        "",
+    ]
+    for claim in report.claims:
+        parts.append(f"### {claim.claim}: **{claim.verdict}**")
+        parts += [f"- {item}" for item in claim.evidence]
+        parts.append("")
+    parts += ["## Charts", ""]
+    for chart in report.charts:
+        relative = chart.png.relative_to(report_dir)
+        parts += [
+            f"![{chart.title}]({relative.as_posix()})",
+            "",
+            f"*{chart.title}.* {chart.caption}",
+            "",
+        ]
+    parts += ["## Methodology and environment", "", _md_table(["", ""], report.methodology), ""]
+    parts += ["## Warnings", ""]
+    parts += [f"- {w}" for w in report.warnings] or ["None."]
+    return "\n".join(parts) + "\n"
+
+
+def write_report(run: RunData) -> tuple[Path, Path]:
+    """(Re)build figures/, report.html and report.md in the run folder."""
+    report = build_report(run, run.run_dir / "figures")
+    html_path = run.run_dir / "report.html"
+    md_path = run.run_dir / "report.md"
+    html_path.write_text(render_html(report))
+    md_path.write_text(render_markdown(report, run.run_dir))
+    return html_path, md_path
+
+
+__all__ = ["NOT_DISTINGUISHABLE", "SUPPORTED", "Report", "build_report", "write_report"]
