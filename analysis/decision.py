@@ -129,11 +129,10 @@ def decision_rows(run: RunData) -> list[DecisionRow]:
         )
         credential = run.get("credential_bytes", scheme=scheme, scenario="read", topology="single")
         hot = f"{_fmt(cpu, 0, 'µs CPU')}, p50 {_fmt(p50, 2, 'ms')}"
-        store = (
-            "none" if commands is None or commands.value < 0.01 else f"{commands.value:.1f} cmd/req"
-        )
+        store = "no store" if commands is None else f"{commands.value:.1f} cmd/request"
         if memory is not None:
-            store += f", {memory.value:.0f} B/login"
+            kept = "session" if scheme.startswith("session-") else "refresh family"
+            store += f"; {memory.value:.0f} B per login ({kept})"
         rows.append(
             DecisionRow(
                 scheme,
