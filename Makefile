@@ -9,9 +9,13 @@ PORT ?= 8000
 HOST ?= http://127.0.0.1:$(PORT)
 MATRIX ?= quick
 RUN ?= latest
+REPLICAS ?= 2
+WORKERS ?= 2
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test bench bench-full resume report compare micro serve locust lint format clean
+.PHONY: help setup test bench bench-full resume report compare micro serve locust compose-up \
+	compose-bench compose-down lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -53,6 +57,16 @@ serve: $(READY) ## run one reference server: make serve SCHEME=jwt ALG=ES256 [PO
 
 locust: $(READY) ## Locust web UI against a running target: make locust HOST=http://127.0.0.1:8000
 	$(VENV)/bin/locust -f loadtests/locustfile.py --host $(HOST)
+
+compose-up: ## system under test in containers: make compose-up SCHEME=jwt ALG=ES256 REPLICAS=3
+	SCHEME=$(SCHEME) ALG=$(ALG) $(COMPOSE) --profile sut up -d --build --scale app=$(REPLICAS)
+
+compose-bench: ## distributed Locust (master + WORKERS) against the compose SUT; results/compose/
+	$(COMPOSE) --profile loadgen up --build --scale locust-worker=$(WORKERS) \
+		--abort-on-container-exit --exit-code-from locust-master locust-master locust-worker
+
+compose-down: ## stop and remove every compose container and volume
+	$(COMPOSE) --profile sut --profile loadgen down --volumes --remove-orphans
 
 lint: $(READY) ## ruff check and format check
 	$(PY) -m ruff check .

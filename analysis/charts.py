@@ -255,27 +255,35 @@ def scaling_chart(run: RunData, out: Path) -> Chart | None:
         return None
     figure, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     for scheme in ordered(list(multi)):
-        points = read[read["scheme"] == scheme].sort_values("nodes")
-        nodes = points["nodes"].tolist()
-        axes[0].errorbar(
-            nodes,
-            [e.value for e in points["rps"]],
-            yerr=[
-                [e.value - e.low for e in points["rps"]],
-                [e.high - e.value for e in points["rps"]],
-            ],
-            marker="o",
-            capsize=3,
-            label=scheme,
-            color=colour(scheme),
-        )
-        axes[1].plot(
-            nodes,
-            [e.value for e in points["server_cpu_us_per_req"]],
-            marker="o",
-            label=scheme,
-            color=colour(scheme),
-        )
+        for balancer, style in (("client", "-"), ("nginx", "--")):
+            points = read[
+                (read["scheme"] == scheme)
+                & ((read["balancer"] == balancer) | (read["topology"] == "single"))
+            ]
+            points = points.sort_values("nodes")
+            if not (points["topology"] == "multi").any():
+                continue
+            label = scheme if balancer == "client" else f"{scheme} via nginx"
+            nodes = points["nodes"].tolist()
+            rps = points["rps"].tolist()
+            axes[0].errorbar(
+                nodes,
+                [e.value for e in rps],
+                yerr=[[e.value - e.low for e in rps], [e.high - e.value for e in rps]],
+                marker="o",
+                capsize=3,
+                label=label,
+                color=colour(scheme),
+                linestyle=style,
+            )
+            axes[1].plot(
+                nodes,
+                [e.value for e in points["server_cpu_us_per_req"]],
+                marker="o",
+                label=label,
+                color=colour(scheme),
+                linestyle=style,
+            )
     axes[0].set_ylabel("throughput (requests/s)")
     axes[1].set_ylabel("server CPU per request (µs, all nodes)")
     for axis in axes:

@@ -77,7 +77,8 @@ def _multi(run: RunData, scheme: str) -> str:
     parts = []
     for _, row in rows.sort_values("nodes").iterrows():
         ratio = row["server_cpu_us_per_req"].value / single.value
-        parts.append(f"{row['nodes']} nodes: CPU/req ×{ratio:.2f}")
+        via = " via nginx" if row.get("balancer") == "nginx" else ""
+        parts.append(f"{row['nodes']} nodes{via}: CPU/req ×{ratio:.2f}")
     return "; ".join(parts) + " (verified across nodes)"
 
 

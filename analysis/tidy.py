@@ -18,8 +18,8 @@ import pandas as pd
 from analysis.stats import Estimate, estimate
 from loadtests.cell_metrics import metrics_rows
 
-CELL_KEY = ["scheme", "topology", "nodes", "scenario", "users", "model"]
-BASELINE_KEY = ["topology", "nodes", "scenario", "users", "model", "repetition"]
+CELL_KEY = ["scheme", "topology", "nodes", "balancer", "scenario", "users", "model"]
+BASELINE_KEY = ["topology", "nodes", "balancer", "scenario", "users", "model", "repetition"]
 # How each summarised metric varies from run to run (picks the assumed band for 1 repetition).
 METRIC_KINDS = {
     "rps": "throughput",

@@ -32,6 +32,7 @@ GENERATOR_SATURATED_PCT = 90.0
 CEILING_FRACTION = 0.8
 
 AXES = ["scheme", "alg", "store", "topology", "nodes", "scenario", "users"]
+SAMPLED_SERVER = ("node",)  # sample sources whose CPU is the servers' (the balancer's is apart)
 COLUMNS = [
     *AXES, "rps", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms", "requests", "failures",
     "server_cpu_us_per_req", "redis_cmds_per_req", "redis_cmds_by_name", "redis_cpu_us_per_req",
@@ -39,7 +40,7 @@ COLUMNS = [
     "p50_overhead_ms", "p99_overhead_ms", "server_cpu_overhead_us_per_req", "rps_vs_none",
     "auth_p50_us", "auth_mean_us", "store_p50_us", "store_mean_us", "auth_compute_mean_us",
     "kdf_mean_us",
-    "rps_per_server_cpu_s", "all_requests",
+    "rps_per_server_cpu_s", "balancer", "balancer_cpu_us_per_req", "all_requests",
     "window_s", "model", "rate", "denylist", "repetition", "cell_id", "status", "reason",
 ]  # fmt: skip
 
@@ -130,6 +131,7 @@ def cell_row(cell_dir: Path) -> dict[str, Any]:
     row.update({axis: params[axis] for axis in AXES})
     row.update(
         model=params["model"],
+        balancer=params.get("balancer", "client"),
         rate=params["rate"] if params["model"] == "open" else None,
         denylist=params["denylist"],
         repetition=meta["repetition"],
@@ -158,8 +160,9 @@ def cell_row(cell_dir: Path) -> dict[str, Any]:
     server_cpu_s = sum(
         delta(points, start, end)
         for (source, metric), points in series.items()
-        if source.startswith("node") and metric == "cpu_s"
+        if source.startswith(SAMPLED_SERVER) and metric == "cpu_s"
     )
+    balancer_cpu_s = delta(series.get(("balancer", "cpu_s"), [(0, 0), (1, 0)]), start, end)
     generator_cpu_s = delta(series.get(("generator", "cpu_s"), [(0, 0), (1, 0)]), start, end)
     auth = merged(histograms, AUTH, measured)
     store = merged(histograms, STORE, measured)
@@ -177,6 +180,11 @@ def cell_row(cell_dir: Path) -> dict[str, Any]:
         max_ms=round(latency.get_max_value() / 1000.0, 3),
         server_cpu_us_per_req=round(server_cpu_s * 1e6 / all_requests, 1) if all_requests else None,
         rps_per_server_cpu_s=round(all_requests / server_cpu_s, 1) if server_cpu_s > 0 else None,
+        balancer_cpu_us_per_req=(
+            round(balancer_cpu_s * 1e6 / all_requests, 1)
+            if all_requests and ("balancer", "cpu_s") in series
+            else None
+        ),
         generator_cpu_pct=round(generator_cpu_s / window_s * 100, 1) if window_s > 0 else None,
         auth_p50_us=auth.get_value_at_percentile(50) if auth.get_total_count() else None,
         auth_mean_us=round(auth.get_mean_value(), 1) if auth.get_total_count() else None,
@@ -196,7 +204,7 @@ def cell_row(cell_dir: Path) -> dict[str, Any]:
 
 def add_overheads(rows: list[dict[str, Any]]) -> None:
     """Fill the overhead columns against the ``none`` row of the same scenario, topology, run."""
-    key_fields = ("topology", "nodes", "scenario", "users", "model", "repetition")
+    key_fields = ("topology", "nodes", "balancer", "scenario", "users", "model", "repetition")
     baselines = {
         tuple(row[f] for f in key_fields): row
         for row in rows

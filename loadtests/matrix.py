@@ -9,6 +9,7 @@ CSV columns and the charts. Any problem is one line naming the file, the key and
 from __future__ import annotations
 
 import itertools
+import shutil
 import tomllib
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -20,10 +21,16 @@ MATRICES_DIR = Path(__file__).parent / "matrices"
 TOPOLOGIES = ("single", "multi")
 SCENARIOS = ("read", "login", "refresh", "logout", "mixed", "revocation")
 MODELS = ("closed", "open")
+BALANCERS = ("client", "nginx")
 SCHEME_CHOICES = ("none", "session-memory", "session-redis", "jwt-<ALG>", "jwt-<ALG>+deny")
 TOP_LEVEL_KEYS = ("description", "defaults", "cells", "generator_ceiling_rps")
 DEFAULT_USERS = 20
 AXIS_KEYS = ("schemes", "topologies", "nodes", "scenarios", "users")
+
+
+def nginx_installed() -> bool:
+    """Whether an nginx binary is available for the nginx balancer."""
+    return bool(shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin"))
 
 
 class MatrixError(Exception):
@@ -43,6 +50,7 @@ class Settings:
     kdf_iterations: int = 10_000
     access_ttl: int = 300
     generator_processes: int = 1
+    balancer: str = "client"
 
 
 SETTING_KEYS = tuple(asdict(Settings()))
@@ -82,8 +90,9 @@ class Cell:
 
     def cell_id(self, repetition: int) -> str:
         """Folder name: the axes in a fixed order, then the repetition."""
+        balancer = "-nginx" if self.settings.balancer == "nginx" else ""
         return (
-            f"{self.scheme}__{self.topology}-{self.nodes}__{self.scenario}"
+            f"{self.scheme}__{self.topology}-{self.nodes}{balancer}__{self.scenario}"
             f"__{self.settings.model}-{self.users}u__r{repetition}"
         )
 
@@ -168,6 +177,11 @@ def _settings(source: str, table: dict[str, Any], base: Settings) -> Settings:
         if key == "model":
             if value not in MODELS:
                 raise _fail(source, key, f"{value!r} is not one of {', '.join(MODELS)}")
+        elif key == "balancer":
+            if value not in BALANCERS:
+                raise _fail(source, key, f"{value!r} is not one of {', '.join(BALANCERS)}")
+            if value == "nginx" and not nginx_installed():
+                raise _fail(source, key, "nginx is not installed (apt-get install nginx)")
         else:
             integer = isinstance(getattr(base, key), int)
             value = _number(source, key, value, minimum=minimums[key], integer=integer)
@@ -240,6 +254,8 @@ def _check_combination(source: str, where: str, cell: Cell) -> None:
         )
     if cell.scenario == "refresh" and not cell.is_jwt:
         raise _fail(source, where + "scenarios", f"refresh needs a jwt scheme, not {cell.scheme}")
+    if cell.settings.balancer == "nginx" and cell.topology != "multi":
+        raise _fail(source, where + "balancer", "nginx balances several nodes: use it on multi")
     if cell.scenario == "revocation" and cell.scheme == "none":
         raise _fail(source, where + "scenarios", "revocation needs a scheme with credentials")
 

@@ -33,6 +33,7 @@ class WindowRecorder:
 
     def __init__(self) -> None:
         self.histograms = HistogramSet()
+        self.worker_requests: dict[str, int] = {}
         self.warmup_s = float(os.environ.get("AUTHBENCH_WARMUP_S", "0") or 0)
         duration = os.environ.get("AUTHBENCH_DURATION_S")
         self.duration_s = float(duration) if duration else None
@@ -97,6 +98,7 @@ def _open_window(environment: Environment) -> None:
 @events.test_start.add_listener
 def _on_test_start(environment: Environment, **_: Any) -> None:
     recorder.histograms.clear()
+    recorder.worker_requests.clear()
     recorder.window_start = recorder.window_end = None
     gevent.spawn(_open_window, environment)
 
@@ -109,8 +111,13 @@ def _ship_to_master(client_id: str, data: dict[str, Any]) -> None:
 
 @events.worker_report.add_listener
 def _merge_from_worker(client_id: str, data: dict[str, Any]) -> None:
-    if HDR_KEY in data:
-        recorder.histograms.merge_encoded(data[HDR_KEY])
+    if HDR_KEY not in data:
+        return
+    shipped = HistogramSet()
+    shipped.merge_encoded(data[HDR_KEY])
+    count = sum(h.get_total_count() for metric, _, h in shipped.items() if metric == LATENCY)
+    recorder.worker_requests[client_id] = recorder.worker_requests.get(client_id, 0) + count
+    recorder.histograms.merge_encoded(data[HDR_KEY])
 
 
 @events.test_stop.add_listener
@@ -123,6 +130,9 @@ def _on_test_stop(environment: Environment, **_: Any) -> None:
     hdr_out = os.environ.get("AUTHBENCH_HDR_OUT")
     if hdr_out:
         recorder.histograms.save(Path(hdr_out))
+        merged = sum(h.get_total_count() for m, _, h in recorder.histograms.items() if m == LATENCY)
+        generators = {"worker_requests": recorder.worker_requests, "merged_requests": merged}
+        (Path(hdr_out).parent / "generators.json").write_text(json.dumps(generators) + "\n")
     window_out = os.environ.get("AUTHBENCH_WINDOW_OUT")
     if window_out:
         bounds = {"window_start": recorder.window_start, "window_end": recorder.window_end}

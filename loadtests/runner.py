@@ -27,6 +27,7 @@ from loadtests.histograms import LATENCY, HistogramSet
 from loadtests.locust_process import LocustFailed, LocustRun
 from loadtests.matrix import Cell, Matrix, Settings, load_matrix
 from loadtests.micro import run_micro, write_micro_csv
+from loadtests.nginx_balancer import NginxBalancer, NginxUnavailable
 from loadtests.private_redis import PrivateRedis, redis_url_from_env
 from loadtests.run_folder import (
     SCHEMA_VERSION,
@@ -97,7 +98,13 @@ def interleaved_groups(matrix: Matrix) -> list[list[tuple[Cell, int]]]:
         for cell in matrix.cells:
             if repetition > cell.settings.repetitions:
                 continue
-            key = (cell.scheme, cell.topology, cell.nodes, tuple(cell.server_args()))
+            key = (
+                cell.scheme,
+                cell.topology,
+                cell.nodes,
+                cell.settings.balancer,
+                tuple(cell.server_args()),
+            )
             by_nodes.setdefault(key, []).append((cell, repetition))
         groups.extend(by_nodes.values())
     return groups
@@ -127,15 +134,32 @@ def _set_aside(cell_dir: Path) -> None:
     cell_dir.rename(target)
 
 
+@dataclass
+class GroupServices:
+    """What a group of cells runs against: nodes, their Redis, and an optional balancer."""
+
+    nodes: list[TargetNode]
+    redis_url: str | None
+    balancer: NginxBalancer | None
+
+    @property
+    def node_urls(self) -> list[str]:
+        return [node.url for node in self.nodes]
+
+    @property
+    def load_urls(self) -> list[str]:
+        """Where Locust sends requests: the balancer, or every node in turn."""
+        return [self.balancer.url] if self.balancer else self.node_urls
+
+
 @contextmanager
-def group_services(
-    run: Run, cell: Cell, redis_url: str | None
-) -> Iterator[tuple[list[TargetNode], str | None]]:
-    """Redis (private unless REDIS_URL) and the nodes of one group; stopped on exit."""
+def group_services(run: Run, cell: Cell, redis_url: str | None) -> Iterator[GroupServices]:
+    """Redis (private unless REDIS_URL), nodes and balancer of one group; stopped on exit."""
     private: PrivateRedis | None = None
     if cell.store == "redis" and redis_url is None:
         private = PrivateRedis()
     nodes: list[TargetNode] = []
+    balancer: NginxBalancer | None = None
     try:
         if private is not None:
             private.start(run.cpus.servers)
@@ -145,8 +169,13 @@ def group_services(
         env = {"REDIS_URL": url} if url else {}
         args = [*cell.server_args(), "--keys-dir", str(run.keys_dir)]
         nodes = start_nodes(args, cell.nodes, env, run.cpus.servers)
-        yield nodes, url
+        if cell.settings.balancer == "nginx":
+            balancer = NginxBalancer([node.url for node in nodes], run.cpus.servers)
+            balancer.start()
+        yield GroupServices(nodes, url, balancer)
     finally:
+        if balancer is not None:
+            balancer.stop()
         for node in nodes:
             node.stop()
         if private is not None:
@@ -163,12 +192,7 @@ def _check_reachable(url: str) -> None:
 
 
 def run_cell(
-    run: Run,
-    cell: Cell,
-    repetition: int,
-    nodes: list[TargetNode],
-    redis_url: str | None,
-    progress: Progress,
+    run: Run, cell: Cell, repetition: int, services: GroupServices, progress: Progress
 ) -> dict[str, Any]:
     """Verify, then measure one cell; write its folder; return its metrics row."""
     cell_id = cell.cell_id(repetition)
@@ -182,16 +206,18 @@ def run_cell(
         "cell": cell.describe(),
         "status": "running",
         "started": utc_now(),
-        "nodes": [node.url for node in nodes],
-        "load_balancing": "client round-robin" if len(nodes) > 1 else None,
+        "nodes": services.node_urls,
+        "load_balancing": _balancing(services),
         "generator_ceiling_rps": run.ceilings.get(cell.settings.generator_processes),
         **run.cpus.describe(),
     }
     write_json(cell_dir / "cell.json", meta)
-    urls = [node.url for node in nodes]
     try:
         progress.phase("verify")
-        verified = verify_target(urls, expected_identity(cell))
+        verified = verify_target(services.node_urls, expected_identity(cell))
+        if services.balancer is not None:
+            verify_target([services.balancer.url], expected_identity(cell))
+            verified.checks.append("the same checks through the nginx balancer")
         meta["verify"] = {
             "checks": verified.checks,
             "credential_header": verified.credential_header,
@@ -200,17 +226,19 @@ def run_cell(
         progress.phase(
             f"warm-up {cell.settings.warmup_s:g}s, measure {cell.settings.duration_s:g}s"
         )
-        processes = {f"node{index}": node.pid for index, node in enumerate(nodes)}
-        with Sampler(processes, redis_url) as sampler:
-            locust = LocustRun(cell, urls, cell_dir, run.cpus.generator)
+        processes = {f"node{index}": node.pid for index, node in enumerate(services.nodes)}
+        if services.balancer is not None and services.balancer.pid is not None:
+            processes["balancer"] = services.balancer.pid
+        with Sampler(processes, services.redis_url) as sampler:
+            locust = LocustRun(cell, services.load_urls, cell_dir, run.cpus.generator)
             try:
                 sampler.add_process("generator", locust.pid)
                 locust.wait()
             finally:
                 locust.stop()
         sampler.save(cell_dir / "samples.csv")
-        if redis_url:
-            meta["redis_key_memory"] = redis_key_memory(redis_url)
+        if services.redis_url:
+            meta["redis_key_memory"] = redis_key_memory(services.redis_url)
         _expect_results(cell_dir)
         meta["status"] = "complete"
     except VerifyFailed as exc:
@@ -224,6 +252,12 @@ def run_cell(
         meta["ended"] = utc_now()
         write_json(cell_dir / "cell.json", meta)
     return cell_row(cell_dir)
+
+
+def _balancing(services: GroupServices) -> str | None:
+    if services.balancer is not None:
+        return "nginx round-robin with upstream keepalive"
+    return "client round-robin" if len(services.nodes) > 1 else None
 
 
 def _expect_results(cell_dir: Path) -> None:
@@ -288,7 +322,13 @@ def new_run(matrix_arg: str, results_root: Path) -> Run:
         },
         "pinning": cpus.describe(),
         "redis": "REDIS_URL" if redis_url_from_env() else "private redis-server per cell group",
-        "load_balancing": "client round-robin over the nodes",
+        "load_balancing": sorted(
+            {
+                "nginx" if cell.settings.balancer == "nginx" else "client round-robin"
+                for cell in matrix.cells
+                if cell.topology == "multi"
+            }
+        ),
         "environment": environment(),
     }
     write_json(run_dir / "manifest.json", manifest)
@@ -373,12 +413,12 @@ def _run_group(
 ) -> None:
     first = pending[0][0]
     try:
-        with group_services(run, first, redis_url) as (nodes, url):
+        with group_services(run, first, redis_url) as services:
             for cell, rep in pending:
                 progress.begin(_label(cell, rep))
-                row = run_cell(run, cell, rep, nodes, url, progress)
+                row = run_cell(run, cell, rep, services, progress)
                 progress.end(cell_outcome(row))
-    except (TargetFailedToStart, redis.RedisError, OSError) as exc:
+    except (TargetFailedToStart, NginxUnavailable, redis.RedisError, OSError) as exc:
         for cell, rep in pending:
             if _cell_status(run.cells_dir / cell.cell_id(rep)) in FINISHED:
                 continue
@@ -406,7 +446,10 @@ def _record_failure(run: Run, cell: Cell, rep: int, reason: str) -> dict[str, An
 
 
 def _label(cell: Cell, rep: int) -> str:
-    return f"{cell.scheme} {cell.topology}-{cell.nodes} {cell.scenario} {cell.users}u r{rep}"
+    balancer = " via nginx" if cell.settings.balancer == "nginx" else ""
+    return (
+        f"{cell.scheme} {cell.topology}-{cell.nodes}{balancer} {cell.scenario} {cell.users}u r{rep}"
+    )
 
 
 def _write_micro(run: Run, redis_url: str | None) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -116,7 +117,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add("--denylist", action="store_true", help="check a Redis denylist on every request (jwt)")
     add("--host", default="127.0.0.1", help="address to listen on")
     add("--port", type=_bounded_int(1, 65535), default=8000, help="port to listen on")
-    add("--node-id", help="name reported by /healthz and /me (default: host:port)")
+    add("--node-id", help="name reported by /healthz and /me (default: hostname:port)")
     add("--keys-dir", help="keys folder shared by the nodes (default: a temporary folder)")
     add("--users", type=_bounded_int(1, 1_000_000), default=1000, help="user population size")
     add("--access-ttl", type=_bounded_int(1), default=300, help="access token lifetime, s")
@@ -146,18 +147,29 @@ def _flag_from_env(name: str, text: str) -> bool:
     raise SettingsError(f"{name}={text!r} is not a boolean (use one of {', '.join(TRUE_WORDS)})")
 
 
+def _env_twins(parser: argparse.ArgumentParser) -> list[tuple[str, str, argparse.Action]]:
+    twins = []
+    for action in parser._actions:
+        option = next((o for o in action.option_strings if o.startswith("--")), None)
+        if option is not None and option != "--help":
+            twins.append((option, ENV_PREFIX + option[2:].replace("-", "_").upper(), action))
+    return twins
+
+
+def environment_variables() -> list[str]:
+    """Every environment variable a reference server reads (the options' twins, REDIS_URL)."""
+    return [name for _, name, _ in _env_twins(_build_parser())] + ["REDIS_URL"]
+
+
 def _argv_with_env(
     parser: argparse.ArgumentParser, argv: Sequence[str], environ: Mapping[str, str]
 ) -> list[str]:
     """Prepend the options that only the environment sets, so argparse validates them alike."""
     given = {arg.split("=", 1)[0] for arg in argv if arg.startswith("--")}
     extra: list[str] = []
-    for action in parser._actions:
-        option = next((o for o in action.option_strings if o.startswith("--")), None)
-        if option is None or option == "--help" or option in given:
-            continue
-        env_name = ENV_PREFIX + option[2:].replace("-", "_").upper()
-        if env_name not in environ:
+    for option, env_name, action in _env_twins(parser):
+        # An empty value means unset, so compose files can pass optional settings through.
+        if option in given or not environ.get(env_name):
             continue
         if isinstance(action, argparse._StoreTrueAction):
             if _flag_from_env(env_name, environ[env_name]):
@@ -202,7 +214,7 @@ def parse_settings(
         denylist=ns.denylist,
         host=ns.host,
         port=ns.port,
-        node_id=ns.node_id or f"{ns.host}:{ns.port}",
+        node_id=ns.node_id or f"{socket.gethostname()}:{ns.port}",
         keys_dir=ns.keys_dir,
         users=ns.users,
         access_ttl=ns.access_ttl,
