@@ -11,6 +11,7 @@ MATRIX ?= quick
 RUN ?= latest
 REPLICAS ?= 2
 WORKERS ?= 2
+TARGET ?= http://nginx:80
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
 .DEFAULT_GOAL := help
@@ -62,7 +63,8 @@ compose-up: ## system under test in containers: make compose-up SCHEME=jwt ALG=E
 	SCHEME=$(SCHEME) ALG=$(ALG) $(COMPOSE) --profile sut up -d --build --scale app=$(REPLICAS)
 
 compose-bench: ## distributed Locust (master + WORKERS) against the compose SUT; results/compose/
-	$(COMPOSE) --profile loadgen up --build --scale locust-worker=$(WORKERS) \
+	TARGET=$(TARGET) WORKERS=$(WORKERS) $(COMPOSE) --profile loadgen up --build \
+		--scale locust-worker=$(WORKERS) \
 		--abort-on-container-exit --exit-code-from locust-master locust-master locust-worker
 
 compose-down: ## stop and remove every compose container and volume

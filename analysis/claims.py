@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 
 from analysis.stats import Estimate
-from analysis.tidy import RunData
+from analysis.tidy import RunData, via_balancer
 
 SUPPORTED = "supported"
 NOT_SUPPORTED = "not supported"
@@ -78,10 +78,6 @@ def sessions_add_latency(run: RunData) -> Claim:
     return Claim(text, evidence, verdict)
 
 
-def _via(row: object) -> str:
-    return " via nginx" if getattr(row, "get", lambda _: None)("balancer") == "nginx" else ""
-
-
 def jwts_scale_statelessly(run: RunData) -> Claim:
     """JWT verification needs no shared state, so adding nodes adds no store traffic."""
     text = "JWTs scale without shared state (no store round trip per request)"
@@ -105,8 +101,8 @@ def jwts_scale_statelessly(run: RunData) -> Claim:
             if single is not None:
                 ratio = row["server_cpu_us_per_req"].value / single.value
                 evidence.append(
-                    f"{scheme} on {row['nodes']} nodes{_via(row)}: CPU/request ×{ratio:.2f} "
-                    f"of single node, {row['rps'].text(0, 'req/s')}"
+                    f"{scheme} on {row['nodes']} nodes{via_balancer(row)}: "
+                    f"CPU/request ×{ratio:.2f} of single node, {row['rps'].text(0, 'req/s')}"
                 )
     jwt_commands = [value for scheme, value in exact if scheme.startswith("jwt-")]
     session_commands = [value for scheme, value in exact if scheme == "session-redis"]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from analysis.claims import _cell_meta
 from analysis.palette import ordered
 from analysis.stats import Estimate
-from analysis.tidy import RunData
+from analysis.tidy import RunData, via_balancer
 
 HEADERS = [
     "scheme",
@@ -77,8 +77,7 @@ def _multi(run: RunData, scheme: str) -> str:
     parts = []
     for _, row in rows.sort_values("nodes").iterrows():
         ratio = row["server_cpu_us_per_req"].value / single.value
-        via = " via nginx" if row.get("balancer") == "nginx" else ""
-        parts.append(f"{row['nodes']} nodes{via}: CPU/req ×{ratio:.2f}")
+        parts.append(f"{row['nodes']} nodes{via_balancer(row)}: CPU/req ×{ratio:.2f}")
     return "; ".join(parts) + " (verified across nodes)"
 
 

@@ -77,6 +77,11 @@ class RunData:
         return found if isinstance(found, Estimate) and not math.isnan(found.value) else None
 
 
+def via_balancer(row: pd.Series) -> str:
+    """' via nginx' for cells behind the nginx balancer, '' for client-side spreading."""
+    return " via nginx" if row.get("balancer") == "nginx" else ""
+
+
 def add_cpu_split(cells: pd.DataFrame) -> pd.DataFrame:
     """Server CPU per request = framework (the none baseline) + auth step + the rest.
 

@@ -10,6 +10,7 @@ SUMMARY_COLUMNS = (
     ("scheme", 16, "{}"),
     ("topology", 8, "{}"),
     ("nodes", 5, "{}"),
+    ("balancer", 8, "{}"),
     ("scenario", 10, "{}"),
     ("users", 5, "{}"),
     ("rps", 8, "{:.0f}"),

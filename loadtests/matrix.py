@@ -91,9 +91,11 @@ class Cell:
     def cell_id(self, repetition: int) -> str:
         """Folder name: the axes in a fixed order, then the repetition."""
         balancer = "-nginx" if self.settings.balancer == "nginx" else ""
+        processes = self.settings.generator_processes
+        generator = f"-g{processes}" if processes > 1 else ""
         return (
             f"{self.scheme}__{self.topology}-{self.nodes}{balancer}__{self.scenario}"
-            f"__{self.settings.model}-{self.users}u__r{repetition}"
+            f"__{self.settings.model}-{self.users}u{generator}__r{repetition}"
         )
 
     def server_args(self) -> list[str]:

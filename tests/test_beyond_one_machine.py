@@ -15,6 +15,8 @@ import yaml
 
 from loadtests.locust_process import LOCUSTFILE
 from loadtests.nginx_balancer import check_config, render_config
+from loadtests.ports import free_port
+from loadtests.target_process import TargetNode, get_health
 from targets.settings import environment_variables
 from tests.conftest import StartTarget
 
@@ -127,3 +129,27 @@ def test_multi_node_cell_behind_real_nginx_passes_the_gate_and_completes(tmp_pat
     assert "logout seen by every node" in cell["verify"]["checks"]
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["matrix"]["cells"][0]["balancer"] == "nginx"
+
+
+def test_the_app_starts_from_the_compose_environment_alone(redis_url: str, tmp_path: Path) -> None:
+    """The compose defaults (empty optional values included) configure a working server."""
+    default = re.compile(r"\$\{[A-Z_]+:-([^}]*)\}")
+    env = {name: default.sub(r"\1", str(value))
+           for name, value in compose_services()["app"]["environment"].items()}  # fmt: skip
+    port = free_port()
+    env.update(
+        AUTHBENCH_HOST="127.0.0.1",
+        AUTHBENCH_PORT=str(port),
+        AUTHBENCH_KEYS_DIR=str(tmp_path / "keys"),
+        AUTHBENCH_USERS="20",
+        AUTHBENCH_KDF_ITERATIONS="1000",
+        REDIS_URL=redis_url,
+    )
+    node = TargetNode([], port=port, env=env)
+    node.start()
+    try:
+        status, health = get_health("127.0.0.1", port)
+        assert status == 200
+        assert (health["scheme"], health["alg"], health["denylist"]) == ("jwt", "RS256", False)
+    finally:
+        node.stop()

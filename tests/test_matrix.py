@@ -100,5 +100,5 @@ def test_runner_refuses_a_bad_matrix_before_starting_anything(tmp_path: Path) ->
 
 
 def test_unknown_matrix_name_lists_the_shipped_ones() -> None:
-    with pytest.raises(MatrixError, match="shipped: full, quick"):
+    with pytest.raises(MatrixError, match="shipped: balancer, full, quick"):
         load_matrix("medium")
