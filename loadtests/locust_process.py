@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 from loadtests.matrix import Cell
+from loadtests.processes import spawn, stop
 
 LOCUSTFILE = Path(__file__).parent / "locustfile.py"
 USER_CLASSES = {
@@ -22,7 +22,6 @@ USER_CLASSES = {
 }
 GRACE_S = 30.0
 SPAWN_ALLOWANCE_S = 0.3  # users start within this, so the window is never cut short
-STOP_TIMEOUT_S = 5.0
 
 
 class LocustFailed(Exception):
@@ -79,19 +78,9 @@ class LocustRun:
         self.log_path = cell_dir / "locust.log"
         env = {**os.environ, **locust_environment(cell, nodes, cell_dir)}
         with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                locust_command(cell, nodes[0], cell_dir / "locust"),
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
+            self.process = spawn(
+                locust_command(cell, nodes[0], cell_dir / "locust"), cpus, log, env
             )
-        if cpus:
-            try:
-                os.sched_setaffinity(self.process.pid, cpus)
-            except BaseException:
-                self.stop()
-                raise
 
     @property
     def pid(self) -> int:
@@ -111,13 +100,4 @@ class LocustRun:
 
     def stop(self) -> None:
         """Terminate Locust's whole process group (workers included) and reap it."""
-        if self.process.poll() is not None:
-            return
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-        except ProcessLookupError:
-            pass
+        stop(self.process, group=True)

@@ -7,18 +7,15 @@ that ``nginx -t`` validates here is the one the containers run.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import subprocess
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 
 from loadtests.ports import free_port, wait_for_port
+from loadtests.processes import Service, spawn, stop
 
-STOP_TIMEOUT_S = 5.0
 UPSTREAM_KEEPALIVE = 64
 
 
@@ -85,7 +82,7 @@ def check_config(config_path: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-class NginxBalancer:
+class NginxBalancer(Service):
     """A private nginx on a free loopback port in front of the given node URLs."""
 
     def __init__(self, node_urls: Sequence[str], cpus: set[int] | None = None) -> None:
@@ -109,48 +106,21 @@ class NginxBalancer:
         checked = check_config(config)
         if checked.returncode != 0:
             raise NginxUnavailable(f"nginx -t failed: {checked.stderr.strip().splitlines()[-1]}")
-        self._process = subprocess.Popen(
-            [nginx_binary(), "-c", str(config), "-g", "daemon off;"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        self._process = spawn([nginx_binary(), "-c", str(config), "-g", "daemon off;"], self._cpus)
         try:
-            if self._cpus:
-                os.sched_setaffinity(self._process.pid, self._cpus)
             started = wait_for_port("127.0.0.1", self.port, 10)
         except BaseException:
-            self.stop()
+            self.close()
             raise
         if not started:
-            self.stop()
+            self.close()
             raise NginxUnavailable(f"nginx did not listen on port {self.port}")
 
-    def stop(self) -> None:
+    def close(self) -> None:
         """Stop nginx (master and workers: its process group) and remove its folder."""
-        if self._process is not None and self._process.poll() is None:
-            try:
-                os.killpg(self._process.pid, signal.SIGQUIT)
-                self._process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                os.killpg(self._process.pid, signal.SIGKILL)
-                self._process.wait()
-            except ProcessLookupError:
-                pass
+        stop(self._process, group=True)
         self._process = None
         shutil.rmtree(self._prefix, ignore_errors=True)
-
-    def __enter__(self) -> NginxBalancer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 if __name__ == "__main__":

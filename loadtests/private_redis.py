@@ -12,12 +12,11 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from types import TracebackType
 
 from loadtests.ports import free_port, wait_for_port
+from loadtests.processes import Service, spawn, stop
 
 START_TIMEOUT_S = 10.0
-STOP_TIMEOUT_S = 5.0
 
 
 class RedisUnavailable(Exception):
@@ -43,7 +42,7 @@ def redis_server_binary() -> str:
     )
 
 
-class PrivateRedis:
+class PrivateRedis(Service):
     """A throwaway redis-server on a loopback port; can be stopped and restarted on that port."""
 
     def __init__(self, port: int | None = None, host: str = "127.0.0.1") -> None:
@@ -64,7 +63,7 @@ class PrivateRedis:
         """PID of the running server, None when stopped."""
         return self._process.pid if self._process else None
 
-    def start(self, cpus: set[int] | None = None) -> None:
+    def start(self, cpus: set[int] | None = None) -> None:  # type: ignore[override]
         """Start the server (optionally pinned to ``cpus``) and wait until it accepts clients."""
         if self._process is not None:
             return
@@ -79,12 +78,8 @@ class PrivateRedis:
             "--loglevel", "warning",
             "--logfile", str(self._log_path),
         ]  # fmt: skip
-        self._process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-        )
+        self._process = spawn(command, cpus)
         try:
-            if cpus:
-                os.sched_setaffinity(self._process.pid, cpus)
             started = wait_for_port(self.host, self.port, START_TIMEOUT_S)
         except BaseException:
             self.stop()
@@ -95,14 +90,7 @@ class PrivateRedis:
 
     def stop(self) -> None:
         """Stop the server we started (by its PID) and wait for it to exit."""
-        if self._process is None:
-            return
-        self._process.terminate()
-        try:
-            self._process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        stop(self._process)
         self._process = None
 
     def close(self) -> None:
@@ -117,18 +105,6 @@ class PrivateRedis:
         except OSError:
             lines = []
         return lines[-1] if lines else "no log output"
-
-    def __enter__(self) -> PrivateRedis:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def redis_url_from_env() -> str | None:

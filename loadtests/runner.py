@@ -175,7 +175,7 @@ def group_services(run: Run, cell: Cell, redis_url: str | None) -> Iterator[Grou
         yield GroupServices(nodes, url, balancer)
     finally:
         if balancer is not None:
-            balancer.stop()
+            balancer.close()
         for node in nodes:
             node.stop()
         if private is not None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -15,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from loadtests.ports import free_port
+from loadtests.processes import spawn, stop
 
 HEALTHY_TIMEOUT_S = 60.0
-STOP_TIMEOUT_S = 5.0
 
 
 class TargetFailedToStart(Exception):
@@ -63,18 +62,10 @@ class TargetNode:
             sys.executable, "-m", "targets", *self.args,
             "--host", self.host, "--port", str(self.port),
         ]  # fmt: skip
-        # stderr goes to a file, not a pipe: a pipe nobody drains would stall a chatty server.
+        # Output goes to a file, not a pipe: a pipe nobody drains would stall a chatty server.
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the node
-        self.process = subprocess.Popen(
-            command,
-            env={**os.environ, **self.env},
-            stdout=subprocess.DEVNULL,
-            stderr=self.log,
-            start_new_session=True,
-        )
+        self.process = spawn(command, cpus, self.log, {**os.environ, **self.env})
         try:
-            if cpus:
-                os.sched_setaffinity(self.process.pid, cpus)
             self._wait_healthy(require_healthy)
         except BaseException:
             self.stop()  # interrupted or failed while starting: leave no stray process
@@ -106,15 +97,7 @@ class TargetNode:
 
     def stop(self) -> None:
         """Stop the node by its PID (SIGTERM, then SIGKILL) and reap it."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop(self.process)
         self.process = None
         if self.log is not None:
             self.log.close()

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
-from types import TracebackType
 
 from loadtests.ports import free_port, wait_for_port
+from loadtests.processes import Service, spawn, stop
 
 BODY = json.dumps(
     {"status": "ok", "scheme": "none", "alg": None, "store": None, "node": "trivial", "sub": "x"}
@@ -67,7 +66,7 @@ async def serve(port: int) -> None:
         await server.serve_forever()
 
 
-class TrivialServer:
+class TrivialServer(Service):
     """The trivial server as a child process on a free loopback port, stopped by its PID."""
 
     def __init__(self, cpus: set[int] | None = None) -> None:
@@ -76,28 +75,18 @@ class TrivialServer:
         self._cpus = cpus
         self._process: subprocess.Popen[bytes] | None = None
 
-    def __enter__(self) -> TrivialServer:
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "loadtests.trivial_server", str(self.port)],
-            start_new_session=True,
-        )
-        if self._cpus:
-            os.sched_setaffinity(self._process.pid, self._cpus)
+    def start(self) -> None:
+        """Launch the server and wait until it accepts connections."""
+        self._process = spawn([sys.executable, "-m", "loadtests.trivial_server", str(self.port)],
+                              self._cpus)  # fmt: skip
         if not wait_for_port("127.0.0.1", self.port, 10):
-            self.__exit__(None, None, None)
+            self.close()
             raise OSError(f"the trivial server did not start on port {self.port}")
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._process is not None:
-            self._process.terminate()
-            self._process.wait()
-            self._process = None
+    def close(self) -> None:
+        """Stop the server by its PID."""
+        stop(self._process)
+        self._process = None
 
 
 if __name__ == "__main__":
