@@ -50,7 +50,7 @@ report: $(READY) ## rebuild a run's figures and report from its raw files: make 
 compare: $(READY) ## two runs side by side: make compare A=<run-id> B=<run-id>
 	$(PY) -m analysis compare $(A) $(B)
 
-micro: $(READY) ## in-process cost of each scheme's primitives, printed and saved as micro.csv
+micro: $(READY) ## print the in-process cost of each primitive (make bench saves it as micro.csv)
 	$(PY) -m loadtests micro
 
 serve: $(READY) ## run one reference server: make serve SCHEME=jwt ALG=ES256 [PORT=8000]

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import NoReturn
 
 from loadtests.matrix import MatrixError
-from loadtests.micro import format_table, run_micro, write_micro_csv
-from loadtests.private_redis import PrivateRedis, RedisUnavailable, redis_url_from_env
+from loadtests.micro import format_table, run_micro_on_any_redis, write_micro_csv
+from loadtests.private_redis import RedisUnavailable
 from loadtests.runner import RunInterrupted, execute, new_run, print_summary, resumed_run
 
 PROG = "python -m loadtests"
@@ -24,17 +24,9 @@ class _OneLineParser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def _micro_with_redis(kdf_iterations: int) -> list:
-    given = redis_url_from_env()
-    if given:
-        return run_micro(given, kdf_iterations)
-    with PrivateRedis() as server:
-        return run_micro(server.url, kdf_iterations)
-
-
 def command_micro(args: argparse.Namespace) -> None:
     """Print the micro benchmark; save it when --out is given."""
-    results = _micro_with_redis(args.kdf_iterations)
+    results = run_micro_on_any_redis(args.kdf_iterations)
     print(format_table(results))
     if args.out:
         write_micro_csv(results, Path(args.out))

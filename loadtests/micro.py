@@ -26,6 +26,7 @@ import redis.asyncio as aioredis
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
+from loadtests.private_redis import PrivateRedis, redis_url_from_env
 from targets import redis_store
 from targets.jwt_keys import KeyRing, load_key_ring
 from targets.jwt_tokens import TokenService
@@ -207,6 +208,15 @@ def run_micro(redis_url: str, kdf_iterations: int = 10_000) -> list[MicroResult]
         results.extend(asyncio.run(measure_stores(redis_url)))
         results.append(measure_kdf(kdf_iterations, Path(keys)))
     return results
+
+
+def run_micro_on_any_redis(kdf_iterations: int) -> list[MicroResult]:
+    """run_micro against REDIS_URL when given, else a private Redis started for it."""
+    given = redis_url_from_env()
+    if given:
+        return run_micro(given, kdf_iterations)
+    with PrivateRedis() as server:
+        return run_micro(server.url, kdf_iterations)
 
 
 def write_micro_csv(results: list[MicroResult], path: Path) -> None:

@@ -26,7 +26,7 @@ from loadtests.console import Progress, cell_outcome, summary_table
 from loadtests.histograms import LATENCY, HistogramSet
 from loadtests.locust_process import LocustFailed, LocustRun
 from loadtests.matrix import Cell, Matrix, Settings, load_matrix
-from loadtests.micro import run_micro, write_micro_csv
+from loadtests.micro import run_micro_on_any_redis, write_micro_csv
 from loadtests.nginx_balancer import NginxBalancer, NginxUnavailable
 from loadtests.private_redis import PrivateRedis, redis_url_from_env
 from loadtests.run_folder import (
@@ -393,7 +393,8 @@ def execute(run: Run, with_micro: bool = True) -> list[dict[str, Any]]:
                 _run_group(run, pending, redis_url, progress)
         if with_micro and not (run.run_dir / "micro.csv").exists():
             progress.note("micro benchmark…")
-            _write_micro(run, redis_url)
+            kdf = max(cell.settings.kdf_iterations for cell in run.matrix.cells)
+            write_micro_csv(run_micro_on_any_redis(kdf), run.run_dir / "micro.csv")
     except KeyboardInterrupt:
         write_metrics(run.run_dir)
         write_json(run.run_dir / "manifest.json", {**run.manifest, "ended": utc_now()})
@@ -450,16 +451,6 @@ def _label(cell: Cell, rep: int) -> str:
     return (
         f"{cell.scheme} {cell.topology}-{cell.nodes}{balancer} {cell.scenario} {cell.users}u r{rep}"
     )
-
-
-def _write_micro(run: Run, redis_url: str | None) -> None:
-    kdf = max(cell.settings.kdf_iterations for cell in run.matrix.cells)
-    if redis_url:
-        results = run_micro(redis_url, kdf)
-    else:
-        with PrivateRedis() as server:
-            results = run_micro(server.url, kdf)
-    write_micro_csv(results, run.run_dir / "micro.csv")
 
 
 def print_summary(rows: list[dict[str, Any]], run: Run) -> None:
