@@ -91,10 +91,11 @@ def jwts_scale_statelessly(run: RunData) -> Claim:
             evidence.append(f"{scheme}: {commands.value:.2f} Redis commands per read")
             exact.append((scheme, commands.value))
     for scheme in ("session-redis", *JWT_READ_COMPARE):
-        multi = run.summary[
-            (run.summary["scheme"] == scheme)
-            & (run.summary["scenario"] == "read")
-            & (run.summary["topology"] == "multi")
+        closed = run.closed_model()
+        multi = closed[
+            (closed["scheme"] == scheme)
+            & (closed["scenario"] == "read")
+            & (closed["topology"] == "multi")
         ]
         single = _read(run, scheme, "server_cpu_us_per_req")
         for _, row in multi.iterrows():
@@ -130,7 +131,8 @@ def _verify_checks(run: RunData, scheme: str) -> list[str]:
 def revocation(run: RunData) -> Claim:
     """Sessions revoke at once; JWTs only when they expire (unless a denylist is checked)."""
     text = "Sessions revoke at once; JWTs only at expiry"
-    delays = run.summary[run.summary["scenario"] == "revocation"]
+    delays = run.closed_model()
+    delays = delays[delays["scenario"] == "revocation"]
     evidence = []
     if not delays.empty:
         for _, row in delays.iterrows():

@@ -66,10 +66,11 @@ def _revocation(run: RunData, scheme: str) -> str:
 def _multi(run: RunData, scheme: str) -> str:
     if scheme == "session-memory":
         return "single node only (sticky routing)"
-    rows = run.summary[
-        (run.summary["scheme"] == scheme)
-        & (run.summary["scenario"] == "read")
-        & (run.summary["topology"] == "multi")
+    closed = run.closed_model()
+    rows = closed[
+        (closed["scheme"] == scheme)
+        & (closed["scenario"] == "read")
+        & (closed["topology"] == "multi")
     ]
     single = run.get("server_cpu_us_per_req", scheme=scheme, scenario="read", topology="single")
     if rows.empty or single is None:

@@ -19,6 +19,7 @@ from analysis.stats import Estimate, estimate
 from loadtests.cell_metrics import metrics_rows
 
 CELL_KEY = ["scheme", "topology", "nodes", "balancer", "scenario", "users", "model"]
+HEADLINE_DEFAULTS = {"model": "closed", "balancer": "client"}
 BASELINE_KEY = ["topology", "nodes", "balancer", "scenario", "users", "model", "repetition"]
 # How each summarised metric varies from run to run (picks the assumed band for 1 repetition).
 METRIC_KINDS = {
@@ -66,11 +67,25 @@ class RunData:
         """Rows of cells that produced numbers."""
         return self.cells[self.cells["status"] == "complete"]
 
-    def get(self, metric: str, **axes: Any) -> Estimate | None:
-        """The summarised metric of the one cell matching the axes, if there is one."""
+    def closed_model(self) -> pd.DataFrame:
+        """Summary rows of closed-model cells (open-model cells answer another question)."""
+        return self.summary[self.summary["model"] == "closed"]
+
+    def headline(self, **axes: Any) -> pd.DataFrame:
+        """Summary rows matching the axes, one per scheme: the headline cell of each.
+
+        Unless the axes say otherwise, the headline is the closed model with client-side
+        spreading; among several user counts, the largest.
+        """
+        axes = {**HEADLINE_DEFAULTS, **axes}
         rows = self.summary
         for axis, value in axes.items():
             rows = rows[rows[axis] == value]
+        return rows.sort_values("users").groupby("scheme", sort=False).tail(1)
+
+    def get(self, metric: str, **axes: Any) -> Estimate | None:
+        """The summarised metric of the headline cell matching the axes, if there is one."""
+        rows = self.headline(**axes)
         if len(rows) != 1:
             return None
         found = rows.iloc[0][metric]
