@@ -2,18 +2,9 @@
 
 from __future__ import annotations
 
-ALGORITHM_ORDER = (
-    "HS256",
-    "HS384",
-    "HS512",
-    "RS256",
-    "RS384",
-    "RS512",
-    "PS256",
-    "ES256",
-    "ES384",
-    "EdDSA",
-)
+from loadtests.matrix import ALGORITHMS
+
+ALGORITHM_ORDER = ALGORITHMS  # the order of the suite's settings, everywhere
 SCHEME_ORDER = (
     "none",
     "session-memory",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 HEADER = "Server-Timing"
 
@@ -27,32 +27,25 @@ class ServerTiming:
         self._touched_store = False
 
     @contextmanager
-    def auth(self) -> Iterator[None]:
-        """Time the whole credential step."""
+    def _elapsed_into(self, slot: str) -> Iterator[None]:
         start = time.perf_counter_ns()
         try:
             yield
         finally:
-            self._auth_ns += time.perf_counter_ns() - start
+            setattr(self, slot, getattr(self, slot) + time.perf_counter_ns() - start)
 
-    @contextmanager
-    def store(self) -> Iterator[None]:
+    def auth(self) -> AbstractContextManager[None]:
+        """Time the whole credential step."""
+        return self._elapsed_into("_auth_ns")
+
+    def store(self) -> AbstractContextManager[None]:
         """Time one wait on Redis (inside an ``auth`` block)."""
         self._touched_store = True
-        start = time.perf_counter_ns()
-        try:
-            yield
-        finally:
-            self._store_ns += time.perf_counter_ns() - start
+        return self._elapsed_into("_store_ns")
 
-    @contextmanager
-    def kdf(self) -> Iterator[None]:
+    def kdf(self) -> AbstractContextManager[None]:
         """Time the password hash (inside an ``auth`` block)."""
-        start = time.perf_counter_ns()
-        try:
-            yield
-        finally:
-            self._kdf_ns += time.perf_counter_ns() - start
+        return self._elapsed_into("_kdf_ns")
 
     def header_value(self) -> str:
         """The ``Server-Timing`` value, e.g. ``auth;dur=0.081, store;dur=0.052``."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -66,6 +69,17 @@ def start_target(redis_url: str, tmp_path: Path) -> Iterator[StartTarget]:
     yield start
     for node in nodes:
         node.stop()
+
+
+def run_matrix(
+    matrix: Path, out: Path, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """``python -m loadtests run`` on a matrix file, without the micro benchmark."""
+    return subprocess.run(
+        [sys.executable, "-m", "loadtests", "run", "--matrix", str(matrix), "--out", str(out),
+         "--no-micro"],
+        capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+    )  # fmt: skip
 
 
 def client_for(node: TargetNode) -> httpx.Client:

@@ -18,7 +18,7 @@ from loadtests.nginx_balancer import check_config, render_config
 from loadtests.ports import free_port
 from loadtests.target_process import TargetNode, get_health
 from targets.settings import environment_variables
-from tests.conftest import StartTarget
+from tests.conftest import StartTarget, run_matrix
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -116,11 +116,7 @@ def test_multi_node_cell_behind_real_nginx_passes_the_gate_and_completes(tmp_pat
         "topologies = ['multi']\nnodes = [2]\nscenarios = ['read']\nbalancer = 'nginx'\n"
     )
     out = tmp_path / "results"
-    done = subprocess.run(
-        [sys.executable, "-m", "loadtests", "run", "--matrix", str(matrix), "--out", str(out),
-         "--no-micro"],
-        capture_output=True, text=True, timeout=180,
-    )  # fmt: skip
+    done = run_matrix(matrix, out, timeout=180)
     assert done.returncode == 0, done.stderr
     run_dir = (out / "latest").resolve()
     cell = json.loads(next((run_dir / "cells").glob("*/cell.json")).read_text())

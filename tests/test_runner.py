@@ -17,7 +17,7 @@ import pytest
 from loadtests.cell_metrics import COLUMNS
 from loadtests.trivial_server import TrivialServer
 from loadtests.verify import Expected, VerifyFailed, verify_target
-from tests.conftest import StartTarget
+from tests.conftest import StartTarget, run_matrix
 
 TINY = """
 [defaults]
@@ -191,14 +191,7 @@ def test_cells_whose_target_cannot_start_are_recorded_as_failed(tmp_path: Path) 
     matrix = write_matrix(tmp_path, ["session-redis"], duration=1)
     matrix.write_text("generator_ceiling_rps = 100000\n" + matrix.read_text())
     out = tmp_path / "results"
-    env_process = subprocess.run(
-        [sys.executable, "-m", "loadtests", "run", "--matrix", str(matrix), "--out", str(out),
-         "--no-micro"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "REDIS_URL": "redis://127.0.0.1:1/0"},
-    )  # fmt: skip
+    env_process = run_matrix(matrix, out, {"REDIS_URL": "redis://127.0.0.1:1/0"}, timeout=120)
     assert env_process.returncode == 0, env_process.stderr
     rows = read_metrics((out / "latest").resolve())
     assert rows[0]["status"] == "failed"

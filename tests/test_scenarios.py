@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import csv
-import os
-import subprocess
-import sys
 from pathlib import Path
+
+from tests.conftest import run_matrix
 
 MATRIX = """
 generator_ceiling_rps = 100000
@@ -43,14 +42,7 @@ def test_every_scenario_measures_what_it_promises(tmp_path: Path) -> None:
     matrix = tmp_path / "scenarios.toml"
     matrix.write_text(MATRIX)
     out = tmp_path / "results"
-    done = subprocess.run(
-        [sys.executable, "-m", "loadtests", "run", "--matrix", str(matrix), "--out", str(out),
-         "--no-micro"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "AUTHBENCH_REVOCATION_PROBE_S": "0.5"},
-    )  # fmt: skip
+    done = run_matrix(matrix, out, {"AUTHBENCH_REVOCATION_PROBE_S": "0.5"})
     assert done.returncode == 0, done.stderr
     with ((out / "latest") / "metrics.csv").open(newline="") as handle:
         rows = {(r["scheme"], r["scenario"]): r for r in csv.DictReader(handle)}
