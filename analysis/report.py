@@ -114,8 +114,8 @@ def warnings(run: RunData) -> list[str]:
         elif row["saturated"]:
             notes.append(
                 f"{row['cell_id']}: the load generator was saturated "
-                f"(generator CPU {row['generator_cpu_pct']:.0f}%); throughput and latency "
-                "are a floor, server CPU per request still holds"
+                f"(generator CPU {row['generator_cpu_pct']:.0f}%): throughput is a lower bound "
+                "and latency includes the generator's own delay; server CPU per request holds"
             )
         if row["status"] == "complete" and row["failures"]:
             notes.append(f"{row['cell_id']}: {int(row['failures'])} failed requests")
