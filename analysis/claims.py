@@ -7,7 +7,6 @@ is ``not distinguishable``. Missing measurements give ``not measured``.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from analysis.stats import Estimate
@@ -115,19 +114,6 @@ def jwts_scale_statelessly(run: RunData) -> Claim:
     return Claim(text, evidence, SUPPORTED if stateless else NOT_SUPPORTED)
 
 
-def _cell_meta(run: RunData, scheme: str) -> dict:
-    """cell.json of the first complete cell of a scheme ({} when there is none)."""
-    for meta_path in sorted((run.run_dir / "cells").glob("*/cell.json")):
-        meta = json.loads(meta_path.read_text())
-        if meta["cell"]["scheme"] == scheme and meta["status"] == "complete":
-            return meta
-    return {}
-
-
-def _verify_checks(run: RunData, scheme: str) -> list[str]:
-    return list(_cell_meta(run, scheme).get("verify", {}).get("checks", []))
-
-
 def revocation(run: RunData) -> Claim:
     """Sessions revoke at once; JWTs only when they expire (unless a denylist is checked)."""
     text = "Sessions revoke at once; JWTs only at expiry"
@@ -148,8 +134,8 @@ def revocation(run: RunData) -> Claim:
             return Claim(text, evidence, NOT_MEASURED)
         verdict = compare(plain["p50_ms"].iloc[0], sessions["p50_ms"].iloc[0])
         return Claim(text, evidence, verdict)
-    session_checks = _verify_checks(run, "session-redis")
-    jwt_meta = _cell_meta(run, "jwt-RS256") or _cell_meta(run, "jwt-HS256")
+    session_checks = run.verify_checks("session-redis")
+    jwt_meta = run.cell_meta("jwt-RS256") or run.cell_meta("jwt-HS256")
     jwt_checks = jwt_meta.get("verify", {}).get("checks", [])
     if "logout seen by every node" in session_checks and jwt_checks:
         access_ttl = jwt_meta["cell"]["access_ttl"]
@@ -196,7 +182,7 @@ def asymmetric_verify_alone(run: RunData) -> Claim:
     for scheme in sorted(set(run.complete()["scheme"])):
         if not scheme.startswith("jwt-") or scheme.startswith("jwt-HS"):
             continue
-        checks = _verify_checks(run, scheme)
+        checks = run.verify_checks(scheme)
         (passed if "token verified with the published JWKS key alone" in checks else failed).append(
             scheme
         )

@@ -6,7 +6,6 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from analysis.claims import _cell_meta
 from analysis.palette import ordered
 from analysis.stats import Estimate
 from analysis.tidy import RunData, via_balancer
@@ -56,9 +55,9 @@ def _revocation(run: RunData, scheme: str) -> str:
     if scheme == "none":
         return "n/a"
     if scheme.startswith("session-") or scheme.endswith("+deny"):
-        checks = _cell_meta(run, scheme).get("verify", {}).get("checks", [])
+        checks = run.verify_checks(scheme)
         return "at once (verified)" if "logout seen by every node" in checks else "at once"
-    meta = _cell_meta(run, scheme)
+    meta = run.cell_meta(scheme)
     ttl = meta.get("cell", {}).get("access_ttl", "access TTL")
     return f"at expiry (≤ {ttl} s)"
 

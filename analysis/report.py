@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.charts import Chart, draw_all
-from analysis.claims import NOT_DISTINGUISHABLE, SUPPORTED, Claim, check_claims
+from analysis.claims import Claim, check_claims
 from analysis.decision import HEADERS, decision_rows
 from analysis.tidy import RunData
 
@@ -251,6 +251,3 @@ def write_report(run: RunData) -> tuple[Path, Path]:
     html_path.write_text(render_html(report))
     md_path.write_text(render_markdown(report, run.run_dir))
     return html_path, md_path
-
-
-__all__ = ["NOT_DISTINGUISHABLE", "SUPPORTED", "Report", "build_report", "write_report"]

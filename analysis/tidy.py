@@ -58,10 +58,19 @@ class RunData:
     cells: pd.DataFrame
     summary: pd.DataFrame
     micro: pd.DataFrame
+    first_complete_cell: dict[str, dict[str, Any]]
 
     @property
     def run_id(self) -> str:
         return str(self.manifest.get("run_id", self.run_dir.name))
+
+    def cell_meta(self, scheme: str) -> dict[str, Any]:
+        """cell.json of the scheme's first complete cell ({} when there is none)."""
+        return self.first_complete_cell.get(scheme, {})
+
+    def verify_checks(self, scheme: str) -> list[str]:
+        """What the verify gate established about the scheme's target."""
+        return list(self.cell_meta(scheme).get("verify", {}).get("checks", []))
 
     def complete(self) -> pd.DataFrame:
         """Rows of cells that produced numbers."""
@@ -144,6 +153,16 @@ def _to_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return frame
 
 
+def _first_complete_cells(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """cell.json of each scheme's first complete cell, read once."""
+    first: dict[str, dict[str, Any]] = {}
+    for meta_path in sorted((run_dir / "cells").glob("*/cell.json")):
+        meta = json.loads(meta_path.read_text())
+        if meta["status"] == "complete":
+            first.setdefault(meta["cell"]["scheme"], meta)
+    return first
+
+
 def load_run(run_dir: Path) -> RunData:
     """Read a run folder's raw files into tables; RunFolderError when it is not one."""
     run_dir = run_dir.resolve()
@@ -160,4 +179,6 @@ def load_run(run_dir: Path) -> RunData:
     cells = add_cpu_split(_to_frame(rows))
     micro_path = run_dir / "micro.csv"
     micro = pd.read_csv(micro_path) if micro_path.exists() else pd.DataFrame()
-    return RunData(run_dir, manifest, cells, summarise(cells), micro)
+    return RunData(
+        run_dir, manifest, cells, summarise(cells), micro, _first_complete_cells(run_dir)
+    )

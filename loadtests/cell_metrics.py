@@ -151,10 +151,8 @@ def cell_row(cell_dir: Path) -> dict[str, Any]:
     measured = measured_names(params["scenario"], names)
     latency = merged(histograms, LATENCY, measured)
     requests = latency.get_total_count()
-    all_requests = sum(
-        histograms.get(LATENCY, name).get_total_count()
-        for name in names
-        if not name.startswith("revocation delay")
+    all_requests = histograms.total(
+        LATENCY, [name for name in names if not name.startswith("revocation delay")]
     )
     series = read_samples(cell_dir / "samples.csv")
     server_cpu_s = sum(

@@ -50,6 +50,12 @@ class HistogramSet:
         """Request names recorded under a metric."""
         return sorted(self._histograms.get(metric, {}))
 
+    def total(self, metric: str, names: list[str] | None = None) -> int:
+        """How many values were recorded under a metric (for the given names, else all)."""
+        by_name = self._histograms.get(metric, {})
+        chosen = by_name if names is None else [n for n in names if n in by_name]
+        return sum(by_name[name].get_total_count() for name in chosen)
+
     def items(self) -> Iterator[tuple[str, str, HdrHistogram]]:
         """Every (metric, name, histogram)."""
         for metric, by_name in sorted(self._histograms.items()):

@@ -152,6 +152,11 @@ def valid_scheme(scheme: str) -> bool:
     return False
 
 
+def _check_choice(source: str, key: str, value: Any, choices: tuple[str, ...], noun: str) -> None:
+    if value not in choices:
+        raise _fail(source, key, f"unknown {noun} {value!r} (valid: {', '.join(choices)})")
+
+
 def _as_list(source: str, key: str, value: Any) -> list[Any]:
     values = value if isinstance(value, list) else [value]
     if not values:
@@ -177,11 +182,9 @@ def _settings(source: str, table: dict[str, Any], base: Settings) -> Settings:
             continue
         value = table[key]
         if key == "model":
-            if value not in MODELS:
-                raise _fail(source, key, f"{value!r} is not one of {', '.join(MODELS)}")
+            _check_choice(source, key, value, MODELS, "model")
         elif key == "balancer":
-            if value not in BALANCERS:
-                raise _fail(source, key, f"{value!r} is not one of {', '.join(BALANCERS)}")
+            _check_choice(source, key, value, BALANCERS, "balancer")
             if value == "nginx" and not nginx_installed():
                 raise _fail(source, key, "nginx is not installed (apt-get install nginx)")
         else:
@@ -214,20 +217,10 @@ def _group_cells(source: str, index: int, group: dict[str, Any], base: Settings)
             raise _fail(source, where + "schemes", f"unknown scheme {scheme!r} (valid: {choices})")
     topologies = _as_list(source, where + "topologies", group["topologies"])
     for topology in topologies:
-        if topology not in TOPOLOGIES:
-            raise _fail(
-                source,
-                where + "topologies",
-                f"unknown topology {topology!r} (valid: {', '.join(TOPOLOGIES)})",
-            )
+        _check_choice(source, where + "topologies", topology, TOPOLOGIES, "topology")
     scenarios = _as_list(source, where + "scenarios", group["scenarios"])
     for scenario in scenarios:
-        if scenario not in SCENARIOS:
-            raise _fail(
-                source,
-                where + "scenarios",
-                f"unknown scenario {scenario!r} (valid: {', '.join(SCENARIOS)})",
-            )
+        _check_choice(source, where + "scenarios", scenario, SCENARIOS, "scenario")
     node_counts = [
         _number(source, where + "nodes", n, minimum=2, integer=True)
         for n in _as_list(source, where + "nodes", group.get("nodes", [2]))

@@ -115,7 +115,7 @@ def _merge_from_worker(client_id: str, data: dict[str, Any]) -> None:
         return
     shipped = HistogramSet()
     shipped.merge_encoded(data[HDR_KEY])
-    count = sum(h.get_total_count() for metric, _, h in shipped.items() if metric == LATENCY)
+    count = shipped.total(LATENCY)
     recorder.worker_requests[client_id] = recorder.worker_requests.get(client_id, 0) + count
     recorder.histograms.merge_encoded(data[HDR_KEY])
 
@@ -130,8 +130,10 @@ def _on_test_stop(environment: Environment, **_: Any) -> None:
     hdr_out = os.environ.get("AUTHBENCH_HDR_OUT")
     if hdr_out:
         recorder.histograms.save(Path(hdr_out))
-        merged = sum(h.get_total_count() for m, _, h in recorder.histograms.items() if m == LATENCY)
-        generators = {"worker_requests": recorder.worker_requests, "merged_requests": merged}
+        generators = {
+            "worker_requests": recorder.worker_requests,
+            "merged_requests": recorder.histograms.total(LATENCY),
+        }
         (Path(hdr_out).parent / "generators.json").write_text(json.dumps(generators) + "\n")
     window_out = os.environ.get("AUTHBENCH_WINDOW_OUT")
     if window_out:

@@ -28,6 +28,13 @@ from loadtests.cell_metrics import COLUMNS
 FIXTURE = Path(__file__).parent / "data" / "run-fixture"
 
 
+def analysis_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m analysis`` with the given arguments."""
+    return subprocess.run(
+        [sys.executable, "-m", "analysis", *args], capture_output=True, text=True, timeout=120
+    )
+
+
 @pytest.fixture()
 def run_copy(tmp_path: Path) -> Path:
     """The fixture copied, so building a report never writes into tests/data."""
@@ -154,23 +161,13 @@ def test_report_has_its_sections_in_order_and_every_image(run_copy: Path) -> Non
 
 
 def test_report_command_rebuilds_from_raw_files(run_copy: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "analysis", "report", str(run_copy)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = analysis_cli("report", str(run_copy))
     assert done.returncode == 0, done.stderr
     assert str(run_copy / "report.html") in done.stdout
 
 
 def test_report_command_refuses_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "analysis", "report", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = analysis_cli("report", str(tmp_path))
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1 and "not a run folder" in done.stderr
 
