@@ -32,17 +32,18 @@ setup: $(READY) ## create .venv and install authbench with its dependencies
 test: $(READY) ## run the test suite (real servers, real Redis)
 	$(PY) -m pytest
 
-bench: $(READY) ## run the quick matrix (about 4 min), then build its report
-	$(PY) -m loadtests run --matrix $(MATRIX)
-	$(PY) -m analysis report latest
+bench: $(READY) ## run the quick matrix (about 6 min), then build its report (also after failed cells)
+	@status=0; $(PY) -m loadtests run --matrix $(MATRIX) || status=$$?; \
+	if [ $$status -eq 0 ] || [ $$status -eq 1 ]; then $(PY) -m analysis report latest || status=$$?; fi; \
+	exit $$status
 
 bench-full: $(READY) ## run the full matrix (every scenario, 1/2/4 nodes, 3 repetitions) and report
-	$(PY) -m loadtests run --matrix full
-	$(PY) -m analysis report latest
+	@$(MAKE) --no-print-directory bench MATRIX=full
 
-resume: $(READY) ## finish an interrupted run and report it: make resume RUN=<run-id>
-	$(PY) -m loadtests run --resume $(RUN)
-	$(PY) -m analysis report $(RUN)
+resume: $(READY) ## finish an interrupted run (failed cells too) and report it: make resume RUN=<run-id>
+	@status=0; $(PY) -m loadtests run --resume $(RUN) || status=$$?; \
+	if [ $$status -eq 0 ] || [ $$status -eq 1 ]; then $(PY) -m analysis report $(RUN) || status=$$?; fi; \
+	exit $$status
 
 report: $(READY) ## rebuild a run's figures and report from its raw files: make report RUN=<run-id>
 	$(PY) -m analysis report $(RUN)
@@ -62,10 +63,11 @@ locust: $(READY) ## Locust web UI against a running target: make locust HOST=htt
 compose-up: ## system under test in containers: make compose-up SCHEME=jwt ALG=ES256 REPLICAS=3
 	SCHEME=$(SCHEME) ALG=$(ALG) $(COMPOSE) --profile sut up -d --build --scale app=$(REPLICAS)
 
-compose-bench: ## distributed Locust (master + WORKERS) against the compose SUT; results/compose/
+compose-bench: $(READY) ## distributed Locust (master + WORKERS) against the compose SUT; results/compose/
 	TARGET=$(TARGET) WORKERS=$(WORKERS) $(COMPOSE) --profile loadgen up --build \
 		--scale locust-worker=$(WORKERS) \
 		--abort-on-container-exit --exit-code-from locust-master locust-master locust-worker
+	$(PY) -m loadtests merge results/compose
 
 compose-down: ## stop and remove every compose container and volume
 	$(COMPOSE) --profile sut --profile loadgen down --volumes --remove-orphans

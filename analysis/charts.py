@@ -22,28 +22,36 @@ from analysis.tidy import RunData
 
 PERCENTILES = (("p50_ms", "p50"), ("p90_ms", "p90"), ("p99_ms", "p99"), ("p999_ms", "p99.9"))
 LATENCY_CAPTION = (
-    "Exact percentiles from the HDR histograms of the measured window. In a closed model latency "
-    "grows with the server's cost per request."
+    "Exact percentiles of successful requests from the HDR histograms of the measured window, "
+    "at saturation (closed model, no wait): here latency is users ÷ throughput (Little's law), "
+    "so compare latency on the equal-load chart instead. † marks generator-saturated cells."
 )
 CAPTIONS = {
-    "latency_read": ("Latency percentiles: read", LATENCY_CAPTION),
-    "latency_login": ("Latency percentiles: login", LATENCY_CAPTION),
+    "latency_read": ("Latency at saturation: read", LATENCY_CAPTION),
+    "latency_login": ("Latency at saturation: login", LATENCY_CAPTION),
     "latency_open_model": (
-        "Latency at a fixed arrival rate",
-        "Open model: requests arrive on schedule whatever the latency, and each is timed from its "
-        "intended start, so queueing delay is counted (no coordinated omission).",
+        "Latency at equal load",
+        "Open model at one offered rate for every scheme, below each one's capacity: requests "
+        "arrive on schedule whatever the latency and each is timed from its intended start "
+        "(no coordinated omission). ‡ marks cells that did not apply the offered load.",
     ),
     "throughput": (
-        "Throughput",
-        "Requests per second in the measured window; error bars are the 95% interval (the assumed "
-        "noise band with one repetition). 'sat.' marks cells where the load generator, not the "
-        "server, was the limit.",
+        "Throughput at saturation",
+        "Successful requests per second in the measured window (closed model); error bars are "
+        "the measured 95% interval across repetitions. † marks cells where the load generator, "
+        "not the server, was the limit: their throughput is a floor.",
     ),
     "cpu_per_request": (
-        "Server CPU per request",
-        "CPU time of every server process over the window divided by requests, split into the "
-        "none baseline, the auth step as the server timed it (without store waits and password "
-        "hashing), and the rest.",
+        "Server CPU per request, and the auth step's time",
+        "Left: CPU time of every server process over the window divided by successful requests, "
+        "at equal load (the dashed line is none's: the framework). Right: the auth step as the "
+        "server timed it per request (Server-Timing auth minus store waits and password hash, "
+        "wall time), drawn apart because it is time, not CPU.",
+    ),
+    "capacity": (
+        "Capacity at the SLO",
+        "Highest open-model rate that held the SLO (p99 bound, error bound, achieved ≥ 95% of "
+        "offered), per server CPU core, with the bound that stopped the search.",
     ),
     "store_overhead": (
         "Store overhead",
@@ -60,9 +68,9 @@ CAPTIONS = {
         "than nodes the nodes share CPUs, so this shows the cost of spreading, not added capacity.",
     ),
     "revocation": (
-        "Revocation delay",
-        "Median time from logout until every node refuses the old credential; a plain JWT stays "
-        "valid until it expires.",
+        "Revocation delay, observed",
+        "From the logout response to the first refused replay on each node: median (bar) and "
+        "longest (whisker). A plain JWT is refused only when its access token expires.",
     ),
     "micro_vs_server": (
         "Micro vs in-server cost",
@@ -110,6 +118,12 @@ def _rows(run: RunData, scenario: str, topology: str = "single"):  # type: ignor
     return [frame[frame["scheme"] == scheme].iloc[0] for scheme in order]
 
 
+def _marked(row) -> str:  # type: ignore[no-untyped-def]
+    """The scheme's label, marked when its cell was saturated (†) or late (‡)."""
+    mark = " †" if row["saturated"] else (" ‡" if row["late"] else "")
+    return f"{row['scheme']}{mark}"
+
+
 def _bars(axis: Axes, rows: list, metric: str, scale: float = 1.0) -> None:  # type: ignore[type-arg]
     names = [row["scheme"] for row in rows]
     values, lows, highs = [], [], []
@@ -129,7 +143,9 @@ def _bars(axis: Axes, rows: list, metric: str, scale: float = 1.0) -> None:  # t
         edgecolor="black",
         linewidth=0.4,
     )
-    axis.set_xticks(range(len(rows)), names, rotation=45, ha="right", fontsize=8)
+    axis.set_xticks(
+        range(len(rows)), [_marked(r) for r in rows], rotation=45, ha="right", fontsize=8
+    )
     axis.grid(axis="y", alpha=0.3)
 
 
@@ -137,17 +153,17 @@ def latency_chart(run: RunData, out: Path, scenario: str) -> Chart | None:
     rows = _rows(run, scenario)
     if not rows:
         return None
-    title = f"{scenario}: latency percentiles per scheme (single node, closed model)"
+    title = f"{scenario}: latency at saturation (single node, closed model)"
     return _percentile_chart(run, out, rows, title, f"latency_{scenario}")
 
 
 def open_model_chart(run: RunData, out: Path) -> Chart | None:
-    frame = run.headline(scenario="read", topology="single", model="open")
-    if frame.empty:
+    rate = run.equal_load_rate("read")
+    frame = run.headline(scenario="read", topology="single", model="open", rate=rate)
+    if rate is None or frame.empty:
         return None
     rows = [frame[frame["scheme"] == s].iloc[0] for s in ordered(frame["scheme"].tolist())]
-    rates = ", ".join(sorted({f"{r['rps'].value:.0f}" for r in rows}))
-    title = f"read at a fixed arrival rate (open model; achieved req/s: {rates})"
+    title = f"read at equal load: {rate:g} req/s offered to every scheme (open model)"
     return _percentile_chart(run, out, rows, title, "latency_open_model")
 
 
@@ -168,7 +184,7 @@ def _percentile_chart(run: RunData, out: Path, rows: list, title: str, name: str
             linewidth=0.3,
         )
     axis.set_xticks(
-        range(len(rows)), [r["scheme"] for r in rows], rotation=45, ha="right", fontsize=8
+        range(len(rows)), [_marked(r) for r in rows], rotation=45, ha="right", fontsize=8
     )
     axis.set_yscale("log")
     axis.set_ylabel("latency (ms, log scale)")
@@ -187,11 +203,6 @@ def throughput_chart(run: RunData, out: Path) -> Chart | None:
     for axis, scenario in zip(axes[0], scenarios, strict=True):
         rows = _rows(run, scenario)
         _bars(axis, rows, "rps")
-        for index, row in enumerate(rows):
-            if row["saturated"]:
-                axis.annotate(
-                    "sat.", (index, row["rps"].value), ha="center", va="bottom", fontsize=7
-                )
         axis.set_ylabel("throughput (requests/s)")
         axis.set_title(f"{scenario} (single node)")
     png, svg = _save(figure, run, out, "throughput")
@@ -199,41 +210,56 @@ def throughput_chart(run: RunData, out: Path) -> Chart | None:
 
 
 def cpu_split_chart(run: RunData, out: Path) -> Chart | None:
-    scenarios = [s for s in ("read", "login") if _rows(run, s)]
-    if not scenarios:
+    rate = run.equal_load_rate("read")
+    frame = run.headline(scenario="read", topology="single", model="open", rate=rate)
+    if rate is None or frame.empty:
         return None
-    figure, axes = plt.subplots(1, len(scenarios), figsize=(6 * len(scenarios), 4.4), squeeze=False)
-    parts = (
-        ("cpu_framework_us", "framework (none baseline)", "#bdbdbd"),
-        ("cpu_auth_us", "auth step (Server-Timing)", "#e6550d"),
-        ("cpu_rest_us", "rest (store client, I/O, scheduling)", "#3182bd"),
-    )
-    for axis, scenario in zip(axes[0], scenarios, strict=True):
-        rows = _rows(run, scenario)
-        bottom = [0.0] * len(rows)
-        for metric, label, shade in parts:
-            heights = [
-                max(0.0, r[metric].value) if not math.isnan(r[metric].value) else 0.0 for r in rows
-            ]
-            axis.bar(
-                range(len(rows)),
-                heights,
-                bottom=bottom,
-                label=label,
-                color=shade,
-                edgecolor="black",
-                linewidth=0.3,
-            )
-            bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
-        axis.set_xticks(
-            range(len(rows)), [r["scheme"] for r in rows], rotation=45, ha="right", fontsize=8
-        )
-        axis.set_ylabel("server CPU per request (µs)")
-        axis.set_title(f"{scenario}: where the server's CPU goes")
-        axis.grid(axis="y", alpha=0.3)
-    axes[0][0].legend(fontsize=8)
+    rows = [frame[frame["scheme"] == s].iloc[0] for s in ordered(frame["scheme"].tolist())]
+    figure, (cpu_axis, auth_axis) = plt.subplots(1, 2, figsize=(12, 4.4))
+    _bars(cpu_axis, rows, "server_cpu_us_per_req")
+    baseline = [r for r in rows if r["scheme"] == "none"]
+    if baseline:
+        cpu_axis.axhline(
+            baseline[0]["server_cpu_us_per_req"].value, color="black", linestyle="--",
+            linewidth=0.8, label="none (the framework)",
+        )  # fmt: skip
+        cpu_axis.legend(fontsize=8)
+    cpu_axis.set_ylabel("server CPU per request (µs)")
+    cpu_axis.set_title(f"read at {rate:g} req/s: server CPU per request")
+    authed = [r for r in rows if r["scheme"] != "none"]
+    _bars(auth_axis, authed, "auth_compute_mean_us")
+    auth_axis.set_ylabel("auth step per request (µs, wall time)")
+    auth_axis.set_title("the auth step alone (Server-Timing, not CPU)")
     png, svg = _save(figure, run, out, "cpu_per_request")
     return _chart("cpu_per_request", png, svg)
+
+
+def capacity_chart(run: RunData, out: Path) -> Chart | None:
+    if run.capacity.empty:
+        return None
+    frame = run.capacity[run.capacity["scenario"] == "read"]
+    order = ordered(frame["scheme"].tolist())
+    rows = [frame[frame["scheme"] == s].iloc[0] for s in order]
+    figure, axis = plt.subplots(figsize=(9, 4.2))
+    axis.bar(
+        range(len(rows)),
+        [r["capacity_rps_per_server_cpu"] for r in rows],
+        color=[colour(r["scheme"]) for r in rows],
+        edgecolor="black",
+        linewidth=0.4,
+    )
+    for index, row in enumerate(rows):
+        axis.annotate(
+            row["bound"], (index, row["capacity_rps_per_server_cpu"]), ha="center",
+            va="bottom", fontsize=7,
+        )  # fmt: skip
+    axis.set_xticks(range(len(rows)), [r["scheme"] for r in rows], rotation=45, ha="right")
+    axis.set_ylabel("requests/s per server CPU core")
+    slo = rows[0]["slo_p99_ms"] if rows else 0
+    axis.set_title(f"read: capacity at p99 ≤ {slo:g} ms (label: what stopped the search)")
+    axis.grid(axis="y", alpha=0.3)
+    png, svg = _save(figure, run, out, "capacity")
+    return _chart("capacity", png, svg)
 
 
 def store_chart(run: RunData, out: Path) -> Chart | None:
@@ -267,8 +293,7 @@ def credential_chart(run: RunData, out: Path) -> Chart | None:
 
 
 def scaling_chart(run: RunData, out: Path) -> Chart | None:
-    read = run.closed_model()
-    read = read[read["scenario"] == "read"]
+    read = run.matching(scenario="read")
     multi = set(read[read["topology"] == "multi"]["scheme"])
     if not multi:
         return None
@@ -320,11 +345,29 @@ def revocation_chart(run: RunData, out: Path) -> Chart | None:
     if frame.empty:
         return None
     rows = [frame[frame["scheme"] == s].iloc[0] for s in ordered(frame["scheme"].tolist())]
+    floor_ms = 0.01  # a refusal at the first replay shows as this, so the log axis can hold it
+    medians = [max(r["revocation_delay_ms"].value, floor_ms) for r in rows]
+    longest = [max(r["max_ms"].value, floor_ms) for r in rows]
     figure, axis = plt.subplots(figsize=(9, 4))
-    _bars(axis, rows, "p50_ms", scale=1 / 1000)
+    axis.bar(
+        range(len(rows)),
+        medians,
+        yerr=[[0] * len(rows), [hi - mid for hi, mid in zip(longest, medians, strict=True)]],
+        capsize=3,
+        color=[colour(r["scheme"]) for r in rows],
+        edgecolor="black",
+        linewidth=0.4,
+    )
+    labels = [
+        f"{r['scheme']} (TTL {r['access_ttl']:g} s)" if r["access_ttl"] == r["access_ttl"]
+        and r["scheme"].startswith("jwt-") and not r["scheme"].endswith("+deny") else r["scheme"]
+        for r in rows
+    ]  # fmt: skip
+    axis.set_xticks(range(len(rows)), labels, rotation=30, ha="right", fontsize=8)
     axis.set_yscale("log")
-    axis.set_ylabel("logout → refused on every node (s, log)")
-    axis.set_title("Revocation delay")
+    axis.set_ylabel("logout response → refused (ms, log)")
+    axis.set_title("Revocation delay, observed on every node")
+    axis.grid(axis="y", alpha=0.3, which="both")
     png, svg = _save(figure, run, out, "revocation")
     return _chart("revocation", png, svg)
 
@@ -388,6 +431,7 @@ def draw_all(run: RunData, out: Path) -> list[Chart]:
         lambda r, o: latency_chart(r, o, "login"),
         open_model_chart,
         throughput_chart,
+        capacity_chart,
         cpu_split_chart,
         store_chart,
         credential_chart,

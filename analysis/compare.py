@@ -1,7 +1,11 @@
 """Two runs side by side: the same cells' figures, and only non-overlapping intervals marked.
 
-A difference is called a change only when the 95% intervals of the two runs do not overlap (with
-one repetition, the assumed noise bands); everything else is ``same within noise``.
+A difference is called a change only when the measured 95% intervals of the two runs do not
+overlap (a cell with one repetition has no interval and never changes); everything else is
+``same within noise``. Cells are matched on every axis *and* every setting (windows, KDF cost,
+token lifetime, population, generator processes); a cell whose settings differ is refused, not
+compared. The machine's speed is part of the answer: the calibration ratio (B ÷ A of the fixed
+reference workload) heads the comparison, and differing package versions are warned about.
 """
 
 from __future__ import annotations
@@ -13,10 +17,15 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import pandas as pd
 
 from analysis.palette import scheme_rank
 from analysis.stats import Estimate
 from analysis.tidy import CELL_KEY, RunData
+from loadtests.calibration import calibration_ratio
+from loadtests.cell_metrics import CELL_SETTINGS
+
+SETTINGS = ("access_ttl", *CELL_SETTINGS)
 
 METRICS = (
     ("server_cpu_us_per_req", "server CPU µs/req", 0, "lower"),
@@ -35,9 +44,78 @@ def change(before: Estimate, after: Estimate, better: str) -> str:
     return "better" if went_up == (better == "higher") else "worse"
 
 
+def _settings(run: RunData) -> dict[tuple[object, ...], tuple[object, ...]]:
+    """Each measured cell's settings (from its raw cell.json), keyed like the summary rows."""
+    done = run.cells[run.cells["status"] == "complete"]
+    return {
+        _key(group.iloc[0]): tuple(
+            sorted({_plain(tuple(r)) for r in group[list(SETTINGS)].to_numpy()}, key=str)
+        )
+        for _, group in done.groupby(CELL_KEY, sort=False, dropna=False)
+    }
+
+
+def _plain(values: tuple[object, ...]) -> tuple[object, ...]:
+    """NaN (a setting that does not apply) as None, so equal settings compare equal."""
+    return tuple(None if isinstance(v, float) and v != v else v for v in values)
+
+
+def _key(row: object) -> tuple[object, ...]:
+    return _plain(tuple(row[k] for k in CELL_KEY))  # type: ignore[index]
+
+
+def matched(before: RunData, after: RunData) -> tuple[pd.DataFrame, list[str]]:
+    """Cells measured in both runs with the same settings, and why others were refused."""
+    merged = before.summary.merge(after.summary, on=CELL_KEY, suffixes=("_a", "_b"))
+    settings_a, settings_b = _settings(before), _settings(after)
+    keep, refused = [], []
+    for index, row in merged.iterrows():
+        key = _key(row)
+        a, b = settings_a.get(key), settings_b.get(key)
+        if a != b:
+            changed = [
+                name
+                for index, name in enumerate(SETTINGS)
+                if {s[index] for s in a or ()} != {s[index] for s in b or ()}
+            ]
+            refused.append(
+                f"{row['scheme']} {row['scenario']} {row['topology']}-{row['nodes']}: not "
+                f"compared, settings differ ({', '.join(changed) or 'unknown'})"
+            )
+        else:
+            keep.append(index)
+    return merged.loc[keep], refused
+
+
+def warnings(before: RunData, after: RunData) -> list[str]:
+    """The calibration ratio and every difference that could explain a change."""
+    notes = []
+    cal_a = before.manifest.get("calibration", {}).get("start")
+    cal_b = after.manifest.get("calibration", {}).get("start")
+    if cal_a and cal_b:
+        ratios = calibration_ratio(cal_a, cal_b)
+        notes.append(
+            "calibration B ÷ A (above 1: B's machine was slower): "
+            + ", ".join(f"{k.removesuffix('_us')} ×{v:.2f}" for k, v in ratios.items())
+            + "; a change of that size is the machine, not the code"
+        )
+    else:
+        notes.append("calibration missing in one run: absolute figures cannot be compared")
+    packages_a = before.manifest.get("environment", {}).get("packages", {})
+    packages_b = after.manifest.get("environment", {}).get("packages", {})
+    for name in sorted(set(packages_a) | set(packages_b)):
+        if packages_a.get(name) != packages_b.get(name):
+            notes.append(f"{name}: {packages_a.get(name)} in A, {packages_b.get(name)} in B")
+    cpu_a = before.manifest.get("environment", {}).get("cpu_model")
+    cpu_b = after.manifest.get("environment", {}).get("cpu_model")
+    if cpu_a != cpu_b:
+        notes.append(f"different CPUs: {cpu_a} vs {cpu_b}")
+    return notes + matched(before, after)[1]
+
+
 def comparison_rows(before: RunData, after: RunData) -> list[list[str]]:
     """One row per cell measured in both runs: ``A → B (verdict)`` per metric."""
-    merged = before.summary.merge(after.summary, on=CELL_KEY, suffixes=("_a", "_b"))
+    merged = matched(before, after)[0]
     merged = merged.sort_values(
         by=["scenario", "topology", "nodes", "scheme"],
         key=lambda col: col.map(scheme_rank) if col.name == "scheme" else col,
@@ -55,7 +133,7 @@ def comparison_rows(before: RunData, after: RunData) -> list[list[str]]:
 
 def _chart(rows_source: tuple[RunData, RunData], out: Path) -> Path:
     before, after = rows_source
-    merged = before.summary.merge(after.summary, on=CELL_KEY, suffixes=("_a", "_b"))
+    merged = matched(before, after)[0]
     merged = merged[merged["scenario"] == "read"]
     labels = [
         f"{s} {t}-{n}"
@@ -103,11 +181,16 @@ def write_comparison(before: RunData, after: RunData, out: Path) -> list[Path]:
     chart = _chart((before, after), out)
     table = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     table += ["| " + " | ".join(row) + " |" for row in rows]
-    markdown = f"# {title}\n\n" + "\n".join(table) + f"\n\n![comparison]({chart.name})\n"
+    notes = warnings(before, after)
+    markdown = (
+        f"# {title}\n\n" + "".join(f"- {note}\n" for note in notes) + "\n" + "\n".join(table)
+        + f"\n\n![comparison]({chart.name})\n"
+    )  # fmt: skip
     e = html.escape
     body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows)
     page = (
         f"<!doctype html><meta charset='utf-8'><title>{e(title)}</title><h1>{e(title)}</h1>"
+        f"<ul>{''.join(f'<li>{e(note)}</li>' for note in notes)}</ul>"
         f"<table border=1 cellpadding=4><tr>{''.join(f'<th>{e(h)}</th>' for h in HEADERS)}"
         f"</tr>{body}</table><img src='{chart.name}' alt='comparison'>"
     )

@@ -1,21 +1,32 @@
-"""The decision table: per scheme, the costs and properties a team weighs, and a verdict."""
+"""The decision table: per scheme, the costs and properties a team weighs, and a verdict.
+
+Every figure carries its measured interval; a figure from a saturated or late cell is shown
+with a mark (``†`` generator-saturated, ``‡`` offered load not applied) and never used for the
+verdict. Verdicts are sentences built from the values: an overhead or a rank is named only
+where the intervals separate.
+"""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
+from analysis.claims import MIN_PAIRS
 from analysis.palette import ordered
-from analysis.stats import Estimate
+from analysis.stats import Estimate, difference, paired_difference
 from analysis.tidy import RunData, via_balancer
+from loadtests.verify import NO_PUBLIC_KEY
 
+SATURATED_MARK = "†"
+LATE_MARK = "‡"
 HEADERS = [
     "scheme",
-    "hot path (read)",
+    "equal load: p50 / p99, server CPU",
+    "at saturation (closed)",
+    "capacity at SLO",
     "issuance (login)",
     "store load",
-    "revocation delay",
+    "revocation (observed)",
     "credential",
     "multi-node",
     "verdict",
@@ -30,119 +41,183 @@ class DecisionRow:
     cells: list[str]
 
 
-def _first(estimates: Iterable[Estimate | None]) -> Estimate | None:
-    return next((e for e in estimates if e is not None), None)
+def shown(run: RunData, metric: str, digits: int, unit: str, **axes: Any) -> str:
+    """A figure with its interval, marked when its cell was saturated or late."""
+    found = run.get_flagged(metric, **axes)
+    if found is None:
+        return "n/a"
+    estimate, flagged = found
+    if not flagged:
+        return estimate.text(digits, unit)
+    rows = run.headline(**axes)
+    mark = SATURATED_MARK if bool(rows.iloc[0]["saturated"]) else LATE_MARK
+    return f"{estimate.text(digits, unit)} {mark}"
 
 
-def _fmt(estimate: Estimate | None, digits: int, unit: str) -> str:
-    return "n/a" if estimate is None else estimate.text(digits, unit)
+def _equal_axes(run: RunData) -> dict[str, Any]:
+    return {"scenario": "read", "topology": "single", "model": "open",
+            "rate": run.equal_load_rate("read")}  # fmt: skip
 
 
-def _overhead(run: RunData, scheme: str) -> float | None:
-    own = run.get("server_cpu_us_per_req", scheme=scheme, scenario="read", topology="single")
-    base = run.get("server_cpu_us_per_req", scheme="none", scenario="read", topology="single")
-    if own is None or base is None:
-        return None
-    return own.value - base.value
+def _equal_load(run: RunData, scheme: str) -> str:
+    axes = _equal_axes(run)
+    if axes["rate"] is None:
+        return "not measured"
+    return (
+        f"{shown(run, 'p50_ms', 2, '', scheme=scheme, **axes)} / "
+        f"{shown(run, 'p99_ms', 2, 'ms', scheme=scheme, **axes)}; "
+        f"{shown(run, 'server_cpu_us_per_req', 0, 'µs CPU', scheme=scheme, **axes)}"
+    )
+
+
+def _saturation(run: RunData, scheme: str) -> str:
+    axes = {"scheme": scheme, "scenario": "read", "topology": "single"}
+    if run.get_flagged("rps", **axes) is None:
+        return "not measured"
+    return (
+        f"{shown(run, 'rps', 0, 'req/s', **axes)}; "
+        f"{shown(run, 'server_cpu_us_per_req', 0, 'µs CPU', **axes)}; "
+        f"p50 {shown(run, 'p50_ms', 2, 'ms', **axes)} at saturation"
+    )
+
+
+def _capacity(run: RunData, scheme: str) -> str:
+    if run.capacity.empty:
+        return "not measured"
+    rows = run.capacity[
+        (run.capacity["scheme"] == scheme)
+        & (run.capacity["scenario"] == "read")
+        & (run.capacity["topology"] == "single")
+    ]
+    if rows.empty:
+        return "not measured"
+    row = rows.iloc[0]
+    return (
+        f"{row['capacity_rps_per_server_cpu']:.0f} req/s per server core "
+        f"(p99 ≤ {row['slo_p99_ms']:g} ms; stopped by {row['bound']})"
+    )
+
+
+def _store(run: RunData, scheme: str) -> str:
+    if scheme == "none":
+        return "no store"
+    found = run.get_flagged("redis_cmds_per_req", scheme=scheme, scenario="read")
+    if found is None:
+        return "not measured"
+    text = f"{found[0].value:.1f} cmd/request"
+    for scenario in ("read", "login"):
+        memory = run.get_flagged("redis_bytes_per_session", scheme=scheme, scenario=scenario)
+        if memory is not None:
+            kept = "session" if scheme.startswith("session-") else "refresh family"
+            return f"{text}; {memory[0].value:.0f} B per login ({kept})"
+    return text
 
 
 def _revocation(run: RunData, scheme: str) -> str:
-    measured = run.get("p50_ms", scheme=scheme, scenario="revocation", topology="single")
-    if measured is None:
-        measured = run.get("p50_ms", scheme=scheme, scenario="revocation", topology="multi")
-    if measured is not None:
-        return f"{measured.text(1, 'ms')} (measured)"
     if scheme == "none":
         return "n/a"
-    if scheme.startswith("session-") or scheme.endswith("+deny"):
-        checks = run.verify_checks(scheme)
-        return "at once (verified)" if "logout seen by every node" in checks else "at once"
-    meta = run.cell_meta(scheme)
-    ttl = meta.get("cell", {}).get("access_ttl", "access TTL")
-    return f"at expiry (≤ {ttl} s)"
+    delay = run.get_flagged("revocation_delay_ms", scheme=scheme, scenario="revocation")
+    longest = run.get_flagged("max_ms", scheme=scheme, scenario="revocation")
+    if delay is None or longest is None:
+        return "not measured"
+    rows = run.headline(scheme=scheme, scenario="revocation")
+    method = rows.iloc[0]["revocation_method"]
+    ttl = rows.iloc[0]["access_ttl"]
+    text = f"{delay[0].value:.1f} ms median, ≤ {longest[0].value:.1f} ms ({method})"
+    if scheme.startswith("jwt-") and not scheme.endswith("+deny"):
+        text += f"; access TTL {ttl:g} s"
+    return text
 
 
 def _multi(run: RunData, scheme: str) -> str:
     if scheme == "session-memory":
         return "single node only (sticky routing)"
-    closed = run.closed_model()
-    rows = closed[
-        (closed["scheme"] == scheme)
-        & (closed["scenario"] == "read")
-        & (closed["topology"] == "multi")
-    ]
+    multi = run.matching(scheme=scheme, scenario="read", topology="multi")
     single = run.get("server_cpu_us_per_req", scheme=scheme, scenario="read", topology="single")
-    if rows.empty or single is None:
+    if multi.empty or single is None:
         return "not measured"
     parts = []
-    for _, row in rows.sort_values("nodes").iterrows():
+    for _, row in multi.sort_values("nodes").iterrows():
         ratio = row["server_cpu_us_per_req"].value / single.value
         parts.append(f"{row['nodes']} nodes{via_balancer(row)}: CPU/req ×{ratio:.2f}")
     return "; ".join(parts) + " (verified across nodes)"
 
 
-def _verdict(run: RunData, scheme: str, rank: dict[str, int]) -> str:
-    extra = _overhead(run, scheme)
-    cost = f"+{extra:.0f} µs CPU/request over none" if extra is not None else "cost not measured"
-    position = ""
-    if rank and scheme in rank:
-        if rank[scheme] == 0:
-            position = "cheapest authenticated hot path; "
-        elif rank[scheme] == len(rank) - 1:
-            position = "most expensive hot path; "
+def _overhead(run: RunData, scheme: str) -> Estimate | None:
+    """CPU per request over none at equal load: paired by repetition, else combined intervals."""
+    axes = _equal_axes(run)
+    own = run.get("server_cpu_us_per_req", scheme=scheme, **axes)
+    base = run.get("server_cpu_us_per_req", scheme="none", **axes)
+    if own is None or base is None:
+        return None
+    pairs = run.pairs(
+        "server_cpu_us_per_req", {"scheme": scheme, **axes}, {"scheme": "none", **axes}
+    )
+    return paired_difference(pairs) if len(pairs) >= MIN_PAIRS else difference(own, base)
+
+
+def _rank(run: RunData, schemes: list[str]) -> dict[str, str]:
+    """'cheapest'/'most expensive' hot path, only where the interval separates from every other."""
+    axes = _equal_axes(run)
+    costs = {
+        s: e
+        for s in schemes
+        if s != "none" and (e := run.get("server_cpu_us_per_req", scheme=s, **axes)) is not None
+    }
+    ranks = {}
+    for scheme, cost in costs.items():
+        others = [e for s, e in costs.items() if s != scheme]
+        if others and all(not cost.overlaps(o) and cost.value < o.value for o in others):
+            ranks[scheme] = "cheapest authenticated hot path (separated from every other)"
+        if others and all(not cost.overlaps(o) and cost.value > o.value for o in others):
+            ranks[scheme] = "most expensive hot path (separated from every other)"
+    return ranks
+
+
+def _verdict(run: RunData, scheme: str, rank: dict[str, str]) -> str:
     if scheme == "none":
         return "Baseline: the framework without authentication."
+    parts = [rank[scheme]] if scheme in rank else []
+    extra = _overhead(run, scheme)
+    if extra is None:
+        parts.append("CPU over none at equal load not measured")
+    elif extra.has_interval and (extra.low > 0 or extra.high < 0):
+        parts.append(f"{extra.text(0, 'µs')} CPU/request over none at equal load")
+    else:
+        parts.append("CPU/request not distinguishable from none at equal load")
+    commands = run.get_flagged("redis_cmds_per_req", scheme=scheme, scenario="read")
+    if commands is not None and commands[0].value >= 0.5:
+        parts.append(f"{commands[0].value:.0f} store round trip per request")
+    elif commands is not None:
+        parts.append("no store on the hot path")
     if scheme == "session-memory":
-        return (
-            f"{position}{cost}; state lives in one process: no multi-node without sticky routing."
-        )
-    if scheme == "session-redis":
-        return f"{position}{cost}; one store round trip per request; revocation is instant."
-    if scheme.endswith("+deny"):
-        return f"{position}{cost}; revocable at once, paying a store lookup per request."
-    alg = scheme.removeprefix("jwt-")
-    if alg.startswith("HS"):
-        return f"{position}{cost}; stateless, but every verifier holds the signing secret."
-    if alg.startswith(("RS", "PS")):
-        return (
-            f"{position}{cost}; stateless, public-key verify; signing (login) is the costly side."
-        )
-    return f"{position}{cost}; stateless, public-key verify, small signatures."
+        parts.append("state in one process: sticky routing only")
+    if run.verify_checks(scheme).get(NO_PUBLIC_KEY):
+        parts.append("every verifier holds the signing secret")
+    return "; ".join(parts) + "."
 
 
 def decision_rows(run: RunData) -> list[DecisionRow]:
-    """A row per scheme that has a single-node read or login cell."""
+    """A row per scheme measured on a single node."""
     single = run.summary[run.summary["topology"] == "single"]
-    schemes = ordered(single["scheme"].tolist())
-    overheads = {s: _overhead(run, s) for s in schemes if s != "none"}
-    known = sorted((v, s) for s, v in overheads.items() if v is not None and not math.isnan(v))
-    rank = {scheme: index for index, (_, scheme) in enumerate(known)}
+    schemes = ordered(single["scheme"].unique().tolist())
+    rank = _rank(run, schemes)
     rows = []
     for scheme in schemes:
-        cpu = run.get("server_cpu_us_per_req", scheme=scheme, scenario="read", topology="single")
-        p50 = run.get("p50_ms", scheme=scheme, scenario="read", topology="single")
-        issue = run.get("cpu_auth_us", scheme=scheme, scenario="login", topology="single")
-        commands = run.get("redis_cmds_per_req", scheme=scheme, scenario="read", topology="single")
-        memory = _first(
-            run.get("redis_bytes_per_session", scheme=scheme, scenario=scenario, topology="single")
-            for scenario in ("read", "login")
-        )
-        credential = run.get("credential_bytes", scheme=scheme, scenario="read", topology="single")
-        hot = f"{_fmt(cpu, 0, 'µs CPU')}, p50 {_fmt(p50, 2, 'ms')}"
-        store = "no store" if commands is None else f"{commands.value:.1f} cmd/request"
-        if memory is not None:
-            kept = "session" if scheme.startswith("session-") else "refresh family"
-            store += f"; {memory.value:.0f} B per login ({kept})"
+        credential = run.get_flagged("credential_bytes", scheme=scheme)
+        login_axes = {"scheme": scheme, "scenario": "login", "topology": "single"}
         rows.append(
             DecisionRow(
                 scheme,
                 [
                     scheme,
-                    hot,
-                    f"auth step {_fmt(issue, 0, 'µs')}",
-                    store,
+                    _equal_load(run, scheme),
+                    _saturation(run, scheme),
+                    _capacity(run, scheme),
+                    f"auth step {shown(run, 'auth_compute_mean_us', 0, 'µs', **login_axes)}",
+                    _store(run, scheme),
                     _revocation(run, scheme),
-                    "0 B" if credential is None else f"{credential.value:.0f} B",
+                    "0 B" if credential is None else f"{credential[0].value:.0f} B",
                     _multi(run, scheme),
                     _verdict(run, scheme, rank),
                 ],

@@ -16,8 +16,10 @@ from analysis.charts import Chart, draw_all
 from analysis.claims import Claim, check_claims
 from analysis.decision import HEADERS, decision_rows
 from analysis.tidy import RunData
+from loadtests.calibration import REFERENCES, calibration_ratio
 
 WIDE_INTERVAL = 0.30
+DRIFT_WARNING = 0.10
 CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#222}
 h1{margin-bottom:0}.sub{color:#555;margin-top:.2em}
@@ -41,6 +43,7 @@ class Report:
     claims: list[Claim]
     charts: list[Chart]
     methodology: list[tuple[str, str]]
+    capacity: list[list[str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -53,6 +56,52 @@ def _windows(run: RunData) -> str:
     cells = run.manifest.get("matrix", {}).get("cells", [])
     pairs = sorted({(c["warmup_s"], c["duration_s"]) for c in cells})
     return "; ".join(f"warm-up {w:g} s (discarded), window {d:g} s" for w, d in pairs) or "unknown"
+
+
+def _equal_load_text(run: RunData) -> str:
+    chosen = run.manifest.get("equal_load", {})
+    if not chosen:
+        return "no equal-load cells"
+    return "; ".join(
+        f"{key}: {c['rate']:g} req/s = {c['share']:g} × the lowest {c['of']} "
+        f"({c['lowest_scheme']}, {c['lowest_rps']:.0f} req/s)"
+        for key, c in chosen.items()
+    )
+
+
+def _search_text(run: RunData) -> str:
+    search = run.manifest.get("matrix", {}).get("search")
+    if not search:
+        return "no capacity search"
+    return (
+        f"open model, step up and halve the step on failure; SLO p99 ≤ {search['slo_p99_ms']:g} "
+        f"ms, error rate ≤ {search['slo_error_rate']:.2%}, achieved ≥ "
+        f"{search['min_achieved']:.0%} of offered; at most {search['max_steps']} probes"
+    )
+
+
+def _calibration_text(run: RunData) -> str:
+    recorded = run.manifest.get("calibration", {})
+    if not recorded:
+        return "not measured (a run from before calibration existed)"
+    parts = []
+    for when in ("start", "end"):
+        figures = recorded.get(when)
+        if figures:
+            values = ", ".join(
+                f"{name.removesuffix('_us')} {figures[name]:.1f} µs"
+                for name in REFERENCES
+                if name in figures
+            )
+            parts.append(f"{when}: {values}")
+    start, end = recorded.get("start"), recorded.get("end")
+    if start and end:
+        drift = calibration_ratio(start, end)
+        parts.append(
+            "end ÷ start: "
+            + ", ".join(f"{k.removesuffix('_us')} ×{v:.2f}" for k, v in drift.items())
+        )
+    return "; ".join(parts) + " (" + "; ".join(REFERENCES.values()) + ")"
 
 
 def methodology(run: RunData) -> list[tuple[str, str]]:
@@ -85,12 +134,21 @@ def methodology(run: RunData) -> list[tuple[str, str]]:
         ("windows", _windows(run)),
         (
             "repetitions",
-            f"up to {m.get('matrix', {}).get('repetitions')}, interleaved; 95% "
-            "intervals are Student t across repetitions, or the assumed noise band "
-            "(±7% CPU, ±30% latency and throughput, marked ~) with one",
+            f"up to {m.get('matrix', {}).get('repetitions')}, interleaved (A B C A B C); every "
+            "interval is a measured 95% Student t interval around the mean of the repetitions, "
+            "its spread never below the metric's median between-repetition spread in this run; "
+            "a cell with one repetition has no interval and decides nothing",
         ),
         ("generator ceiling", ceiling_text or "not measured"),
-        ("load model", "closed (N users, no wait) unless a cell says open; Locust FastHttpUser"),
+        (
+            "load model",
+            "closed (N users, no wait: latency at saturation) unless a cell says open; open "
+            "cells are timed from each request's intended start, with lateness, achieved vs "
+            "offered and unsent requests recorded; Locust FastHttpUser",
+        ),
+        ("equal load", _equal_load_text(run)),
+        ("capacity search", _search_text(run)),
+        ("calibration", _calibration_text(run)),
         ("Redis", str(m.get("redis"))),
         ("load balancing", str(m.get("load_balancing"))),
         (
@@ -108,30 +166,94 @@ def warnings(run: RunData) -> list[str]:
         notes.append("The run is incomplete: some cells were not measured.")
     if run.manifest.get("environment", {}).get("git_dirty"):
         notes.append("The code had uncommitted changes when this run was made.")
+    server_cpus = run.manifest.get("pinning", {}).get("server_cpus") or []
     for _, row in run.cells.iterrows():
         if row["status"] != "complete":
             notes.append(f"{row['cell_id']}: {row['status']}: {row['reason']}")
-        elif row["saturated"]:
+            continue
+        if row["saturated"]:
             notes.append(
-                f"{row['cell_id']}: the load generator was saturated "
-                f"(generator CPU {row['generator_cpu_pct']:.0f}%): throughput is a lower bound "
-                "and latency includes the generator's own delay; server CPU per request holds"
+                f"{row['cell_id']}: † the load generator was saturated (generator CPU "
+                f"{row['generator_cpu_pct']:.0f}% of {row['generator_cpus']:.0f} CPU): throughput "
+                "is a floor and latency includes the generator's own delay; never a baseline "
+                "or a verdict"
             )
-        if row["status"] == "complete" and row["failures"]:
-            notes.append(f"{row['cell_id']}: {int(row['failures'])} failed requests")
-    if (run.summary["repetitions"] == 1).any():
+        if row["late"]:
+            lateness = row["late_p99_ms"]
+            late_text = "n/a" if lateness != lateness else f"{lateness:.1f} ms"
+            notes.append(
+                f"{row['cell_id']}: ‡ offered {row['offered_rps']:g} req/s, achieved "
+                f"{row['achieved_rps']:.0f}, {row['unsent']:.0f} unsent, lateness p99 "
+                f"{late_text}: not at its offered load; never used for a verdict"
+            )
+        if row["failures"]:
+            notes.append(
+                f"{row['cell_id']}: {int(row['failures'])} failed requests (error rate "
+                f"{row['error_rate']:.2%}), kept out of the latency percentiles"
+            )
+        locust, recorded = row.get("locust_requests"), row.get("recorded_requests")
+        if locust == locust and recorded == recorded and locust != recorded:
+            notes.append(
+                f"{row['cell_id']}: Locust counted {locust:.0f} requests, the recorder "
+                f"{recorded:.0f}: a generator process's results may be missing"
+            )
+        if server_cpus and row["nodes"] > len(server_cpus):
+            notes.append(
+                f"{row['cell_id']}: {row['nodes']} nodes share {len(server_cpus)} server CPU(s): "
+                "this shows the cost of spreading, not horizontal scaling"
+            )
+    single = run.summary[run.summary["repetitions"] == 1]
+    if not single.empty:
         notes.append(
-            "Cells with one repetition use an assumed noise band (marked ~), not a "
-            "measured interval: run bench-full before relying on small differences."
+            f"{len(single)} cell(s) have one repetition and so no interval; they decide nothing."
         )
     for _, row in run.summary.iterrows():
         estimate = row["rps"]
-        if estimate.n >= 2 and (estimate.high - estimate.low) > WIDE_INTERVAL * estimate.value:
+        if (
+            estimate.has_interval
+            and (estimate.high - estimate.low) > WIDE_INTERVAL * estimate.value
+        ):
             notes.append(
                 f"{row['scheme']} {row['scenario']} {row['topology']}-{row['nodes']}: "
                 "wide throughput interval (over ±15%)"
             )
+    start = run.manifest.get("calibration", {}).get("start")
+    end = run.manifest.get("calibration", {}).get("end")
+    if start and end:
+        for name, ratio in calibration_ratio(start, end).items():
+            if abs(ratio - 1) > DRIFT_WARNING:
+                notes.append(
+                    f"The machine drifted during the run: {name} ×{ratio:.2f} from start to end "
+                    "(calibration); compare cells measured close together."
+                )
     return notes
+
+
+CAPACITY_HEADERS = [
+    "scheme", "scenario", "capacity (req/s)", "per server core", "stopped by", "probes",
+    "p99 at capacity", "server CPU at capacity",
+]  # fmt: skip
+
+
+def capacity_table(run: RunData) -> list[list[str]]:
+    """capacity.csv as the report shows it, one row per search."""
+    rows = []
+    for _, row in run.capacity.iterrows():
+        p99 = row["p99_ms_at_capacity"]
+        cpu = row["server_cpu_us_per_req_at_capacity"]
+        rows.append(
+            [
+                row["scheme"],
+                row["scenario"],
+                f"{row['capacity_rps']:.0f}",
+                f"{row['capacity_rps_per_server_cpu']:.0f}",
+                row["bound"],
+                str(row["steps"]),
+                "n/a" if p99 is None or p99 != p99 else f"{p99:.1f} ms",
+                "n/a" if cpu is None or cpu != cpu else f"{cpu:.0f} µs/req",
+            ]
+        )
+    return rows
 
 
 def build_report(run: RunData, figures_dir: Path) -> Report:
@@ -141,6 +263,7 @@ def build_report(run: RunData, figures_dir: Path) -> Report:
         title=f"authbench report: {run.run_id}",
         decision=[row.cells for row in decision_rows(run)],
         claims=check_claims(run),
+        capacity=capacity_table(run),
         charts=draw_all(run, figures_dir),
         methodology=methodology(run),
         warnings=warnings(run),
@@ -162,9 +285,12 @@ def render_html(report: Report) -> str:
         f"Measured on {e(str(report.run.manifest.get('environment', {}).get('cpu_model')))}.</p>",
         "<h2 id='decision'>Decision table</h2>",
         _html_table(HEADERS, report.decision, "decision-table"),
-        "<p class='sub'>Hot path: server CPU per /me request and median latency (single node). "
-        "Issuance: the login's auth step as the server timed it, without store waits and the "
-        "password hash. ~ marks an assumed noise band (one repetition).</p>",
+        "<p class='sub'>Every figure is a mean with its measured 95% interval across "
+        "repetitions. Equal load: the open-model cells at one offered rate for every scheme, "
+        "the latency comparison. At saturation: the closed model. Capacity: the highest rate "
+        "that held the SLO, per server CPU core. Issuance: the login's auth step per request, "
+        "without store waits and the password hash. † generator-saturated, ‡ offered load not "
+        "applied: shown, never used for a verdict.</p>",
         "<h2 id='claims'>Claims checked</h2>",
     ]
     for claim in report.claims:
@@ -174,6 +300,9 @@ def render_html(report: Report) -> str:
             + "".join(f"<li>{e(item)}</li>" for item in claim.evidence)
             + "</ul>"
         )
+    if report.capacity:
+        parts.append("<h2 id='capacity'>Capacity at the SLO</h2>")
+        parts.append(_html_table(CAPACITY_HEADERS, report.capacity, "capacity-table"))
     parts.append("<h2 id='charts'>Charts</h2>")
     for chart in report.charts:
         data = base64.b64encode(chart.png.read_bytes()).decode()
@@ -228,6 +357,8 @@ def render_markdown(report: Report, report_dir: Path) -> str:
         parts.append(f"### {claim.claim}: **{claim.verdict}**")
         parts += [f"- {item}" for item in claim.evidence]
         parts.append("")
+    if report.capacity:
+        parts += ["## Capacity at the SLO", "", _md_table(CAPACITY_HEADERS, report.capacity), ""]
     parts += ["## Charts", ""]
     for chart in report.charts:
         relative = chart.png.relative_to(report_dir)

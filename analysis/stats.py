@@ -1,9 +1,15 @@
-"""Median and 95% confidence interval of a metric across repetitions.
+"""Mean and measured 95% interval of a metric across repetitions, and what separates two of them.
 
-With two or more repetitions the interval is Student's t around the mean of the repetitions.
-With one repetition there is no spread to measure, so the interval is the suite's documented
-run-to-run noise band around the single value (``ASSUMED_NOISE``), marked as assumed: a
-difference inside it is never reported as real.
+Every interval is measured, never assumed: Student's t (scipy) around the mean of the
+repetitions, so the interval is centred on the value shown. Three repetitions can agree by
+chance, so the spread used is never below the metric's *pooled* between-repetition spread in
+the same run (the median coefficient of variation over every cell with two or more
+repetitions): the floor. A single repetition has no interval at all; it is shown as such and
+never decides anything.
+
+Two estimates differ only when their intervals do not overlap. When they overlap,
+:func:`repetitions_to_separate` says how many repetitions would separate a difference of the
+size seen, which is what the report offers as "the run that would decide it".
 """
 
 from __future__ import annotations
@@ -12,85 +18,144 @@ import math
 import statistics
 from dataclasses import dataclass
 
-# Two-sided 95% Student t critical values by degrees of freedom (1..30); 1.96 beyond.
-T_975 = (
-    12.706,
-    4.303,
-    3.182,
-    2.776,
-    2.571,
-    2.447,
-    2.365,
-    2.306,
-    2.262,
-    2.228,
-    2.201,
-    2.179,
-    2.160,
-    2.145,
-    2.131,
-    2.120,
-    2.110,
-    2.101,
-    2.093,
-    2.086,
-    2.080,
-    2.074,
-    2.069,
-    2.064,
-    2.060,
-    2.056,
-    2.052,
-    2.048,
-    2.045,
-    2.042,
-)
-# Run-to-run noise measured on this class of machine (issue 3): 3-7% on server CPU per request,
-# 10-30% on throughput and latency. The upper ends are used.
-ASSUMED_NOISE = {"cpu": 0.07, "throughput": 0.30, "latency": 0.30, "exact": 0.0}
+from scipy import stats as scipy_stats
+
+CONFIDENCE = 0.95
+
+
+def t_critical(degrees: int) -> float:
+    """Two-sided 95% Student t value for the given degrees of freedom."""
+    return float(scipy_stats.t.ppf(0.5 + CONFIDENCE / 2, degrees))
 
 
 @dataclass(frozen=True)
 class Estimate:
-    """A metric across repetitions: central value, 95% interval, and how it was obtained."""
+    """A metric across repetitions: mean, 95% interval around it, and the spread used."""
 
     value: float
     low: float
     high: float
     n: int
-    assumed: bool
+    spread: float  # the standard deviation the interval was built from (floor included)
+
+    @property
+    def has_interval(self) -> bool:
+        """Whether a measured interval exists (two or more repetitions)."""
+        return self.n >= 2 and not math.isnan(self.low)
 
     def overlaps(self, other: Estimate) -> bool:
-        """Whether the two intervals share any value (then no difference is claimed)."""
+        """Whether the two could be equal: intervals share a value, or one has no interval."""
+        if not (self.has_interval and other.has_interval):
+            return True
         return self.low <= other.high and other.low <= self.high
 
     def text(self, digits: int = 0, unit: str = "") -> str:
-        """``123 [110, 136] µs`` (an assumed band is marked with ~)."""
-        fmt = f"{{:.{digits}f}}"
+        """``123 [110, 136] µs``; a single repetition says it has no interval."""
         if math.isnan(self.value):
             return "n/a"
-        band = f" [{fmt.format(self.low)}, {fmt.format(self.high)}]"
-        if self.n == 1 and self.low == self.high:
-            band = ""
-        mark = "~" if self.assumed else ""
-        return f"{fmt.format(self.value)}{mark}{band}{(' ' + unit) if unit else ''}"
+        fmt = f"{{:.{digits}f}}"
+        suffix = f" {unit}" if unit else ""
+        if not self.has_interval:
+            return f"{fmt.format(self.value)}{suffix} (1 repetition, no interval)"
+        if self.low == self.high:
+            return f"{fmt.format(self.value)}{suffix}"
+        return f"{fmt.format(self.value)} [{fmt.format(self.low)}, {fmt.format(self.high)}]{suffix}"
 
 
-def t_critical(degrees: int) -> float:
-    """Two-sided 95% t value."""
-    return T_975[degrees - 1] if 1 <= degrees <= len(T_975) else 1.96
+NOT_MEASURED = Estimate(math.nan, math.nan, math.nan, 0, math.nan)
 
 
-def estimate(values: list[float], kind: str) -> Estimate:
-    """Median and 95% interval of repetitions; kind picks the assumed band for n = 1."""
-    clean = [v for v in values if v is not None and not math.isnan(v)]
-    if not clean:
-        nan = float("nan")
-        return Estimate(nan, nan, nan, 0, False)
-    if len(clean) == 1:
-        value = clean[0]
-        band = abs(value) * ASSUMED_NOISE[kind]
-        return Estimate(value, value - band, value + band, 1, band > 0)
-    mean = statistics.fmean(clean)
-    half = t_critical(len(clean) - 1) * statistics.stdev(clean) / math.sqrt(len(clean))
-    return Estimate(statistics.median(clean), mean - half, mean + half, len(clean), False)
+def clean(values: list[float | None]) -> list[float]:
+    """The numbers among the values (None and NaN dropped)."""
+    return [v for v in values if v is not None and not math.isnan(v)]
+
+
+def relative_spread(values: list[float]) -> float | None:
+    """Coefficient of variation of repetitions (None with fewer than two, or a zero mean)."""
+    if len(values) < 2:
+        return None
+    mean = statistics.fmean(values)
+    return statistics.stdev(values) / abs(mean) if mean else None
+
+
+def pooled_floor(groups: list[list[float]]) -> float:
+    """The median relative spread over groups of repetitions: the run's typical noise."""
+    spreads = [s for s in (relative_spread(clean(g)) for g in groups) if s is not None]
+    return statistics.median(spreads) if spreads else 0.0
+
+
+def estimate(values: list[float | None], floor: float = 0.0) -> Estimate:
+    """Mean and 95% t interval of the repetitions, the spread floored at ``floor`` × mean."""
+    numbers = clean(values)
+    if not numbers:
+        return NOT_MEASURED
+    mean = statistics.fmean(numbers)
+    if len(numbers) == 1:
+        return Estimate(mean, math.nan, math.nan, 1, math.nan)
+    spread = max(statistics.stdev(numbers), floor * abs(mean))
+    half = t_critical(len(numbers) - 1) * spread / math.sqrt(len(numbers))
+    return Estimate(mean, mean - half, mean + half, len(numbers), spread)
+
+
+def repetitions_to_separate(a: Estimate, b: Estimate, most: int = 10_000) -> int | None:
+    """Repetitions per cell at which a difference of the size seen would separate the intervals.
+
+    The smallest n with t(n - 1)·(s_a + s_b)/√n below |a - b|, the spreads as measured (floor
+    included); None when either has no measured spread, the means are equal, or it would take
+    more than ``most``.
+    """
+    if not (a.has_interval and b.has_interval):
+        return None
+    gap = abs(a.value - b.value)
+    if gap == 0:
+        return None
+    spread = a.spread + b.spread
+    for n in range(2, most + 1):
+        if t_critical(n - 1) * spread / math.sqrt(n) < gap:
+            return n
+    return None
+
+
+def difference(a: Estimate, b: Estimate) -> Estimate:
+    """a minus b with an interval whose half-width combines both (independent repetitions)."""
+    if not (a.has_interval and b.has_interval):
+        return Estimate(a.value - b.value, math.nan, math.nan, 1, math.nan)
+    half = math.hypot(a.high - a.value, b.high - b.value)
+    value = a.value - b.value
+    return Estimate(
+        value, value - half, value + half, min(a.n, b.n), math.hypot(a.spread, b.spread)
+    )
+
+
+def paired_ratio(pairs: list[tuple[float, float]]) -> Estimate:
+    """a/b from repetitions measured side by side (interleaved), so machine drift cancels.
+
+    The t interval is taken on the log of each pair's ratio (a ratio is what stays put when the
+    machine's speed moves) and shown as a ratio: above 1 means a is higher. ``spread`` is the
+    standard deviation of the log ratios.
+    """
+    logs = [math.log(a / b) for a, b in pairs if a > 0 and b > 0]
+    if not logs:
+        return NOT_MEASURED
+    mean = statistics.fmean(logs)
+    if len(logs) == 1:
+        return Estimate(math.exp(mean), math.nan, math.nan, 1, math.nan)
+    spread = statistics.stdev(logs)
+    half = t_critical(len(logs) - 1) * spread / math.sqrt(len(logs))
+    return Estimate(math.exp(mean), math.exp(mean - half), math.exp(mean + half), len(logs), spread)
+
+
+def pairs_to_separate(ratio: Estimate, most: int = 10_000) -> int | None:
+    """Pairs at which a ratio of the size seen would exclude 1 (None: equal, or beyond most)."""
+    if not ratio.has_interval or ratio.value == 1:
+        return None
+    gap = abs(math.log(ratio.value))
+    for n in range(2, most + 1):
+        if t_critical(n - 1) * ratio.spread / math.sqrt(n) < gap:
+            return n
+    return None
+
+
+def paired_difference(pairs: list[tuple[float, float]]) -> Estimate:
+    """a minus b from repetitions measured side by side, with a t interval on the differences."""
+    return estimate([a - b for a, b in pairs])

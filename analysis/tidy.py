@@ -1,8 +1,11 @@
 """A run folder's raw files as tidy pandas tables.
 
-``cells``: one row per cell and repetition (the columns of ``metrics.csv``, recomputed from the raw
-cell files, plus the server CPU split into framework, auth step and the rest). ``summary``: one
-row per cell across repetitions, each metric as median with a 95% interval.
+``cells``: one row per cell and repetition (the columns of ``metrics.csv``, recomputed from the
+raw cell files). ``summary``: one row per cell across repetitions, each metric as a mean with its
+measured 95% interval, plus whether any repetition was saturated or late. ``capacity``: the rows
+of ``capacity.csv``, recomputed from the searches' probe folders. Only *usable* summary rows
+(complete, never saturated, never late) answer :meth:`RunData.get`, which is what verdicts use;
+flagged rows stay visible through :meth:`RunData.get_flagged` for display, marked.
 """
 
 from __future__ import annotations
@@ -15,34 +18,21 @@ from typing import Any
 
 import pandas as pd
 
-from analysis.stats import Estimate, estimate
+from analysis.stats import Estimate, estimate, pooled_floor
+from loadtests.capacity import capacity_rows
 from loadtests.cell_metrics import metrics_rows
+from loadtests.run_folder import SCHEMA_VERSION
 
-CELL_KEY = ["scheme", "topology", "nodes", "balancer", "scenario", "users", "model"]
+CELL_KEY = ["scheme", "topology", "nodes", "balancer", "scenario", "users", "model", "rate"]
 HEADLINE_DEFAULTS = {"model": "closed", "balancer": "client"}
-BASELINE_KEY = ["topology", "nodes", "balancer", "scenario", "users", "model", "repetition"]
-# How each summarised metric varies from run to run (picks the assumed band for 1 repetition).
-METRIC_KINDS = {
-    "rps": "throughput",
-    "p50_ms": "latency",
-    "p90_ms": "latency",
-    "p99_ms": "latency",
-    "p999_ms": "latency",
-    "max_ms": "latency",
-    "server_cpu_us_per_req": "cpu",
-    "cpu_framework_us": "cpu",
-    "cpu_auth_us": "cpu",
-    "cpu_rest_us": "cpu",
-    "auth_compute_mean_us": "cpu",
-    "kdf_mean_us": "cpu",
-    "auth_p50_us": "cpu",
-    "rps_per_server_cpu_s": "cpu",
-    "redis_cpu_us_per_req": "cpu",
-    "redis_cmds_per_req": "exact",
-    "redis_bytes_per_session": "exact",
-    "credential_bytes": "exact",
-    "generator_cpu_pct": "exact",
-}
+SUMMARISED = (
+    "rps", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms", "min_ms",
+    "server_cpu_us_per_req", "auth_compute_mean_us", "auth_p50_us", "kdf_mean_us",
+    "store_mean_us", "rps_per_server_cpu_s", "redis_cpu_us_per_req", "redis_cmds_per_req",
+    "redis_bytes_per_session", "credential_bytes", "generator_cpu_pct", "error_rate",
+    "achieved_rps", "late_p99_ms", "revocation_delay_ms", "balancer_cpu_us_per_req",
+    "server_cpu_overhead_us_per_req", "p50_overhead_ms",
+)  # fmt: skip
 
 
 class RunFolderError(Exception):
@@ -57,6 +47,7 @@ class RunData:
     manifest: dict[str, Any]
     cells: pd.DataFrame
     summary: pd.DataFrame
+    capacity: pd.DataFrame
     micro: pd.DataFrame
     first_complete_cell: dict[str, dict[str, Any]]
 
@@ -68,37 +59,75 @@ class RunData:
         """cell.json of the scheme's first complete cell ({} when there is none)."""
         return self.first_complete_cell.get(scheme, {})
 
-    def verify_checks(self, scheme: str) -> list[str]:
-        """What the verify gate established about the scheme's target."""
-        return list(self.cell_meta(scheme).get("verify", {}).get("checks", []))
+    def verify_checks(self, scheme: str) -> dict[str, bool]:
+        """What the verify gate established about the scheme's target (check name → shown)."""
+        return dict(self.cell_meta(scheme).get("verify", {}).get("checks", {}))
 
     def complete(self) -> pd.DataFrame:
         """Rows of cells that produced numbers."""
         return self.cells[self.cells["status"] == "complete"]
 
-    def closed_model(self) -> pd.DataFrame:
-        """Summary rows of closed-model cells (open-model cells answer another question)."""
-        return self.summary[self.summary["model"] == "closed"]
-
-    def headline(self, **axes: Any) -> pd.DataFrame:
-        """Summary rows matching the axes, one per scheme: the headline cell of each.
-
-        Unless the axes say otherwise, the headline is the closed model with client-side
-        spreading; among several user counts, the largest.
-        """
+    def matching(self, **axes: Any) -> pd.DataFrame:
+        """Summary rows matching the axes (closed model, client spreading unless said)."""
         axes = {**HEADLINE_DEFAULTS, **axes}
         rows = self.summary
         for axis, value in axes.items():
             rows = rows[rows[axis] == value]
-        return rows.sort_values("users").groupby("scheme", sort=False).tail(1)
+        return rows
 
-    def get(self, metric: str, **axes: Any) -> Estimate | None:
-        """The summarised metric of the headline cell matching the axes, if there is one."""
+    def headline(self, **axes: Any) -> pd.DataFrame:
+        """One summary row per scheme matching the axes: among several user counts, the largest."""
+        return self.matching(**axes).sort_values("users").groupby("scheme", sort=False).tail(1)
+
+    def _one(self, metric: str, usable_only: bool, **axes: Any) -> tuple[Estimate, bool] | None:
         rows = self.headline(**axes)
+        if usable_only:
+            rows = rows[rows["usable"]]
         if len(rows) != 1:
             return None
         found = rows.iloc[0][metric]
-        return found if isinstance(found, Estimate) and not math.isnan(found.value) else None
+        if not isinstance(found, Estimate) or math.isnan(found.value):
+            return None
+        return found, not bool(rows.iloc[0]["usable"])
+
+    def get(self, metric: str, **axes: Any) -> Estimate | None:
+        """The metric of the usable headline cell matching the axes: what a verdict may use."""
+        found = self._one(metric, True, **axes)
+        return found[0] if found else None
+
+    def get_flagged(self, metric: str, **axes: Any) -> tuple[Estimate, bool] | None:
+        """The metric and whether its cell was saturated or late: for display, marked."""
+        return self._one(metric, False, **axes)
+
+    def repetitions(self, metric: str, **axes: Any) -> dict[int, float]:
+        """A usable cell's value per repetition (the largest user count when several match)."""
+        axes = {**HEADLINE_DEFAULTS, **axes}
+        rows = self.cells[(self.cells["status"] == "complete") & ~self.cells["saturated"]]
+        rows = rows[~rows["late"]]
+        for axis, value in axes.items():
+            rows = rows[rows[axis] == value]
+        if rows.empty:
+            return {}
+        rows = rows[rows["users"] == rows["users"].max()]
+        return {
+            int(rep): float(value)
+            for rep, value in zip(rows["repetition"], rows[metric], strict=True)
+            if value == value
+        }
+
+    def pairs(
+        self, metric: str, first: dict[str, Any], second: dict[str, Any]
+    ) -> list[tuple[float, float]]:
+        """Two cells' values matched by repetition: interleaved, so measured close in time."""
+        a, b = self.repetitions(metric, **first), self.repetitions(metric, **second)
+        return [(a[rep], b[rep]) for rep in sorted(a.keys() & b.keys())]
+
+    def equal_load_rate(self, scenario: str = "read") -> float | None:
+        """The rate the runner chose for the equal-load cells of a scenario, if any."""
+        for key, chosen in self.manifest.get("equal_load", {}).items():
+            if key.startswith(f"{scenario}__"):
+                return float(chosen["rate"])
+        return None
 
 
 def via_balancer(row: pd.Series) -> str:
@@ -106,50 +135,44 @@ def via_balancer(row: pd.Series) -> str:
     return " via nginx" if row.get("balancer") == "nginx" else ""
 
 
-def add_cpu_split(cells: pd.DataFrame) -> pd.DataFrame:
-    """Server CPU per request = framework (the none baseline) + auth step + the rest.
-
-    The password hash runs in every scheme's /login, ``none`` included, so it is part of the
-    framework share; the auth step is the Server-Timing auth work minus store waits and KDF.
-    """
-    cells = cells.copy()
-    baseline = cells[(cells["scheme"] == "none") & (cells["status"] == "complete")][
-        [*BASELINE_KEY, "server_cpu_us_per_req"]
-    ].rename(columns={"server_cpu_us_per_req": "cpu_framework_us"})
-    cells = cells.merge(baseline, on=BASELINE_KEY, how="left")
-    cells["cpu_auth_us"] = cells["auth_compute_mean_us"].fillna(0.0) - cells["kdf_mean_us"].fillna(
-        0.0
-    )
-    cells.loc[cells["scheme"] == "none", "cpu_auth_us"] = 0.0
-    rest = cells["server_cpu_us_per_req"] - cells["cpu_framework_us"] - cells["cpu_auth_us"]
-    cells["cpu_rest_us"] = rest
-    return cells
-
-
 def summarise(cells: pd.DataFrame) -> pd.DataFrame:
-    """One row per cell: each metric across repetitions as an Estimate."""
+    """One row per cell: each metric across repetitions as an Estimate with a measured interval."""
     done = cells[cells["status"] == "complete"]
+    groups = list(done.groupby(CELL_KEY, sort=False, dropna=False))
+    floors = {
+        metric: pooled_floor(
+            [pd.to_numeric(g[metric], errors="coerce").tolist() for _, g in groups]
+        )
+        for metric in SUMMARISED
+    }
     records = []
-    for key, group in done.groupby(CELL_KEY, sort=False):
+    for key, group in groups:
         record: dict[str, Any] = dict(zip(CELL_KEY, key, strict=True))
         record["alg"] = group["alg"].iloc[0]
         record["store"] = group["store"].iloc[0]
         record["repetitions"] = len(group)
         record["saturated"] = bool(group["saturated"].astype(bool).any())
-        for metric, kind in METRIC_KINDS.items():
+        record["late"] = bool(group["late"].astype(bool).any())
+        record["usable"] = not (record["saturated"] or record["late"])
+        record["equal_load"] = bool(group["equal_load"].astype(bool).any())
+        record["revocation_method"] = group["revocation_method"].dropna().max()
+        record["access_ttl"] = group["access_ttl"].dropna().max()
+        record["window_s"] = float(group["window_s"].mean())
+        for metric in SUMMARISED:
             values = pd.to_numeric(group[metric], errors="coerce").tolist()
-            record[metric] = estimate(values, kind)
+            record[metric] = estimate(values, floors[metric])
         records.append(record)
     return pd.DataFrame.from_records(records)
 
 
 def _to_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     frame = pd.DataFrame.from_records(rows)
-    numeric = [c for c in frame.columns if c in METRIC_KINDS or c.endswith(("_ms", "_us"))]
-    for column in [*numeric, "requests", "failures", "all_requests", "window_s"]:
+    numeric = [c for c in frame.columns if c in SUMMARISED or c.endswith(("_ms", "_us"))]
+    for column in [*numeric, "requests", "failures", "all_requests", "window_s", "rate"]:
         if column in frame:
             frame[column] = pd.to_numeric(frame[column], errors="coerce")
-    frame["saturated"] = frame["saturated"].fillna(False).astype(bool)
+    for flag in ("saturated", "late", "equal_load"):
+        frame[flag] = frame[flag].fillna(False).astype(bool)
     return frame
 
 
@@ -163,6 +186,16 @@ def _first_complete_cells(run_dir: Path) -> dict[str, dict[str, Any]]:
     return first
 
 
+def check_schema(manifest: dict[str, Any], run_dir: Path) -> None:
+    """Refuse, in one line, a run folder written under another results schema."""
+    version = manifest.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise RunFolderError(
+            f"{run_dir}: results schema version {version!r} is not the one this analysis reads "
+            f"({SCHEMA_VERSION}); re-run it, or use the authbench version that wrote it"
+        )
+
+
 def load_run(run_dir: Path) -> RunData:
     """Read a run folder's raw files into tables; RunFolderError when it is not one."""
     run_dir = run_dir.resolve()
@@ -171,14 +204,22 @@ def load_run(run_dir: Path) -> RunData:
         raise RunFolderError(f"{run_dir}: not a run folder (no manifest.json and cells/)")
     try:
         manifest = json.loads(manifest_path.read_text())
+        check_schema(manifest, run_dir)
         rows = metrics_rows(run_dir)
+        capacity = pd.DataFrame.from_records(capacity_rows(run_dir))
     except (OSError, ValueError, KeyError) as exc:
         raise RunFolderError(f"{run_dir}: unreadable run folder: {exc}") from None
     if not rows:
         raise RunFolderError(f"{run_dir}: the run has no finished cells yet")
-    cells = add_cpu_split(_to_frame(rows))
+    cells = _to_frame(rows)
     micro_path = run_dir / "micro.csv"
     micro = pd.read_csv(micro_path) if micro_path.exists() else pd.DataFrame()
     return RunData(
-        run_dir, manifest, cells, summarise(cells), micro, _first_complete_cells(run_dir)
+        run_dir,
+        manifest,
+        cells,
+        summarise(cells),
+        capacity,
+        micro,
+        _first_complete_cells(run_dir),
     )

@@ -1,6 +1,7 @@
 """``python -m loadtests``: matrix runs into ``results/`` and the micro benchmark.
 
-Bad arguments end with one line on stderr and a non-zero exit.
+Bad arguments end with one line on stderr and a non-zero exit; a run with failed cells exits 1
+after writing everything it measured (``--resume`` tries the failed cells again).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from loadtests.generator_parts import merge_parts
 from loadtests.matrix import MatrixError
 from loadtests.micro import format_table, run_micro_on_any_redis, write_micro_csv
 from loadtests.private_redis import RedisUnavailable
@@ -46,7 +48,17 @@ def command_run(args: argparse.Namespace) -> None:
     print(f"run {run.run_dir.name}: {len(run.matrix.cells)} cells, up to "
           f"{run.matrix.repetitions} repetition(s) from {run.matrix.source}")  # fmt: skip
     rows = execute(run, with_micro=not args.no_micro)
-    print_summary(rows, run)
+    failed = print_summary(rows, run)
+    if failed:
+        sys.exit(1)
+
+
+def command_merge(args: argparse.Namespace) -> None:
+    """Merge the generator parts a distributed Locust run left in a folder."""
+    merged = merge_parts(Path(args.folder) / "hdr.json")
+    if merged is None:
+        raise FileNotFoundError(f"{args.folder}: no generator-parts/*.json to merge")
+    print(f"merged {len(merged['processes'])} part(s): {merged['merged_requests']} requests")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,13 +73,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="results", help="results root folder (default: results)")
     run.add_argument("--resume", metavar="RUN", help="finish an incomplete run (id or folder)")
     run.add_argument("--no-micro", action="store_true", help="skip the micro benchmark")
+    merge = commands.add_parser("merge", help="merge generator parts into hdr.json (compose)")
+    merge.add_argument("folder", help="the folder given as AUTHBENCH_HDR_OUT's parent")
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point."""
     args = build_parser().parse_args(argv)
-    handlers = {"micro": command_micro, "run": command_run}
+    handlers = {"micro": command_micro, "run": command_run, "merge": command_merge}
     try:
         handlers[args.command](args)
     except (MatrixError, RedisUnavailable, FileNotFoundError) as exc:

@@ -1,7 +1,12 @@
 """From a cell's raw files to its row of ``metrics.csv``; overheads against the ``none`` baseline.
 
 Everything here is derived from files in the cell folder (cell.json, window.json, hdr.json,
-samples.csv, locust_stats.csv), so a metrics table can always be rebuilt from a run folder.
+generators.json, samples.csv, locust_stats.csv), so a metrics table can always be rebuilt from a
+run folder. Latency percentiles and CPU per request count successful requests only; failures
+are counted inside the same window (``failures``, ``error_rate``). A cell is ``saturated`` when
+its generator was busy (per generator CPU) or near its ceiling, and ``late`` when an open-model
+cell did not apply its offered load (unsent requests, or achieved under 95% of offered): such
+cells are flagged and never feed a verdict or a baseline.
 """
 
 from __future__ import annotations
@@ -13,7 +18,18 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-from loadtests.histograms import AUTH, KDF, LATENCY, STORE, HistogramSet, new_histogram
+from loadtests.histograms import (
+    AUTH,
+    AUTH_COMPUTE,
+    FAILED,
+    KDF,
+    LATENCY,
+    LATENESS,
+    STORE,
+    HistogramSet,
+    new_histogram,
+)
+from loadtests.run_folder import write_csv
 from loadtests.sampling import delta, read_samples
 
 # The requests a scenario is about; None: every request of the journey.
@@ -23,25 +39,36 @@ MEASURED_REQUESTS: dict[str, tuple[str, ...] | None] = {
     "refresh": ("/refresh",),
     "logout": None,
     "mixed": None,
-    "revocation": ("revocation delay", "revocation delay (expiry)"),
+    "revocation": ("revocation delay", "revocation delay (computed)"),
 }
+OBSERVED_REVOCATION = "revocation delay"
+COMPUTED_REVOCATION = "revocation delay (computed)"
 NOT_JOURNEY = ("setup ", "check ", "replay ", "revocation delay")
 # Commands the sampler itself or the client's handshake sends: not the scheme's load.
 OBSERVER_COMMANDS = {"info", "dbsize", "client", "hello", "ping", "config"}
 GENERATOR_SATURATED_PCT = 90.0
 CEILING_FRACTION = 0.8
+MIN_ACHIEVED_SHARE = 0.95  # open model: achieved below this share of offered is a short cell
+MAX_UNSENT_SHARE = 0.01
 
 AXES = ["scheme", "alg", "store", "topology", "nodes", "scenario", "users"]
+# Settings a cell's figures depend on besides its axes: compare keys cells on them too.
+CELL_SETTINGS = ("warmup_s", "duration_s", "kdf_iterations", "population", "generator_processes")
 SAMPLED_SERVER = ("node",)  # sample sources whose CPU is the servers' (the balancer's is apart)
 COLUMNS = [
-    *AXES, "rps", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms", "requests", "failures",
-    "server_cpu_us_per_req", "redis_cmds_per_req", "redis_cmds_by_name", "redis_cpu_us_per_req",
-    "redis_bytes_per_session", "credential_bytes", "generator_cpu_pct", "saturated",
+    *AXES, "rps", "min_ms", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms", "requests",
+    "failures", "error_rate", "offered_rps", "achieved_rps", "late_p99_ms", "unsent", "late",
+    "revocation_delay_ms", "revocation_method", "access_ttl", "server_cpu_us_per_req",
+    "redis_cmds_per_req", "redis_cmds_by_name", "redis_cpu_us_per_req",
+    "redis_bytes_per_session", "credential_bytes", "generator_cpu_pct", "generator_cpus",
+    "saturated",
     "p50_overhead_ms", "p99_overhead_ms", "server_cpu_overhead_us_per_req", "rps_vs_none",
     "auth_p50_us", "auth_mean_us", "store_p50_us", "store_mean_us", "auth_compute_mean_us",
-    "kdf_mean_us",
+    "kdf_mean_us", "locust_requests", "recorded_requests",
     "rps_per_server_cpu_s", "balancer", "balancer_cpu_us_per_req", "all_requests",
-    "window_s", "model", "rate", "denylist", "repetition", "cell_id", "status", "reason",
+    "window_s", "model", "rate", "equal_load", "denylist", "warmup_s", "duration_s",
+    "kdf_iterations", "population", "generator_processes", "repetition", "cell_id", "status",
+    "reason",
 ]  # fmt: skip
 
 
@@ -63,14 +90,15 @@ def merged(histograms: HistogramSet, metric: str, names: list[str]) -> HdrHistog
     return total
 
 
-def _failures(stats_csv: Path) -> int:
+def _locust_requests(stats_csv: Path) -> int | None:
+    """Locust's own count of requests (failed ones included) since the window opened."""
     if not stats_csv.exists():
-        return 0
+        return None
     with stats_csv.open(newline="") as handle:
         for row in csv.DictReader(handle):
             if row.get("Name") == "Aggregated":
-                return int(float(row.get("Failure Count") or 0))
-    return 0
+                return int(float(row.get("Request Count") or 0))
+    return None
 
 
 def _ms(histogram: HdrHistogram, percentile: float) -> float:
@@ -78,8 +106,13 @@ def _ms(histogram: HdrHistogram, percentile: float) -> float:
 
 
 def _redis_figures(
-    series: dict[tuple[str, str], list[tuple[float, float]]], start: float, end: float, count: int
+    series: dict[tuple[str, str], list[tuple[float, float]]],
+    start: float,
+    end: float,
+    count: int,
+    idle_cpu_s_per_s: float,
 ) -> dict[str, Any]:
+    """Redis commands and CPU per request; CPU net of what an idle, sampled Redis spends."""
     by_name = {
         metric.removeprefix("calls:"): delta(points, start, end)
         for (source, metric), points in series.items()
@@ -89,7 +122,8 @@ def _redis_figures(
     }
     if ("redis", "cpu_s") not in series:
         return {}
-    cpu_s = delta(series[("redis", "cpu_s")], start, end)
+    busy_s = delta(series[("redis", "cpu_s")], start, end)
+    cpu_s = max(0.0, busy_s - idle_cpu_s_per_s * (end - start))
     calls = sum(by_name.values())
     per_request = {
         name: calls_made / count for name, calls_made in sorted(by_name.items()) if count
@@ -111,16 +145,39 @@ def bytes_per_session(key_memory: dict[str, dict[str, float]]) -> float | None:
     return None
 
 
-def _compute_mean_us(auth: HdrHistogram, store: HdrHistogram) -> float | None:
-    """Mean auth time outside store waits: the auth step's own work.
+def _json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.exists() else {}
 
-    Store waits are wall time, which under load includes queueing on the event loop behind other
-    requests; subtracting them leaves the signature, parsing and bookkeeping work.
-    """
-    if not auth.get_total_count():
-        return None
-    store_mean = store.get_mean_value() if store.get_total_count() else 0.0
-    return round(auth.get_mean_value() - store_mean, 1)
+
+def _mean(histogram: HdrHistogram) -> float | None:
+    return round(histogram.get_mean_value(), 1) if histogram.get_total_count() else None
+
+
+def _p50(histogram: HdrHistogram) -> float | None:
+    return histogram.get_value_at_percentile(50) if histogram.get_total_count() else None
+
+
+def _cpu_delta(series: dict[tuple[str, str], Any], source: str, start: float, end: float) -> float:
+    points = series.get((source, "cpu_s"))
+    return delta(points, start, end) if points else 0.0
+
+
+def _revocation(histograms: HistogramSet) -> dict[str, Any]:
+    """The observed delay (median over nodes and logouts), or the computed bound."""
+    observed = histograms.get(LATENCY, OBSERVED_REVOCATION)
+    computed = histograms.get(LATENCY, COMPUTED_REVOCATION)
+    if computed is not None and computed.get_total_count():
+        return {"revocation_delay_ms": _ms(computed, 50), "revocation_method": "computed"}
+    if observed is not None and observed.get_total_count():
+        return {"revocation_delay_ms": _ms(observed, 50), "revocation_method": "observed"}
+    return {}
+
+
+def _generator_cpus(meta: dict[str, Any], processes: int) -> int:
+    """How many CPUs the generator's processes could use: saturation is judged per CPU."""
+    pinned = meta.get("generator_cpus")
+    available = len(pinned) if pinned else processes
+    return max(1, min(processes, available))
 
 
 def cell_row(cell_dir: Path) -> dict[str, Any]:
@@ -129,17 +186,23 @@ def cell_row(cell_dir: Path) -> dict[str, Any]:
     params = meta["cell"]
     row: dict[str, Any] = {column: None for column in COLUMNS}
     row.update({axis: params[axis] for axis in AXES})
+    open_model = params["model"] == "open"
     row.update(
         model=params["model"],
         balancer=params.get("balancer", "client"),
-        rate=params["rate"] if params["model"] == "open" else None,
+        rate=params["rate"] if open_model else None,
+        equal_load=bool(params.get("equal_load")),
+        **{name: params.get(name) for name in CELL_SETTINGS},
         denylist=params["denylist"],
+        access_ttl=params.get("access_ttl") if params["scheme"].startswith("jwt-") else None,
         repetition=meta["repetition"],
         cell_id=meta["cell_id"],
         status=meta["status"],
         reason=meta.get("reason"),
         credential_bytes=meta.get("verify", {}).get("credential_bytes"),
         redis_bytes_per_session=bytes_per_session(meta.get("redis_key_memory", {})),
+        saturated=False,
+        late=False,
     )
     if meta["status"] != "complete":
         return row
@@ -147,30 +210,29 @@ def cell_row(cell_dir: Path) -> dict[str, Any]:
     start, end = window["window_start"], window["window_end"]
     window_s = end - start
     histograms = HistogramSet.load(cell_dir / "hdr.json")
-    names = histograms.names(LATENCY)
+    names = sorted(set(histograms.names(LATENCY)) | set(histograms.names(FAILED)))
     measured = measured_names(params["scenario"], names)
     latency = merged(histograms, LATENCY, measured)
     requests = latency.get_total_count()
-    all_requests = histograms.total(
-        LATENCY, [name for name in names if not name.startswith("revocation delay")]
-    )
+    failures = merged(histograms, FAILED, measured).get_total_count()
+    journey = [name for name in names if not name.startswith("revocation delay")]
+    all_requests = histograms.total(LATENCY, journey)
     series = read_samples(cell_dir / "samples.csv")
     server_cpu_s = sum(
         delta(points, start, end)
         for (source, metric), points in series.items()
         if source.startswith(SAMPLED_SERVER) and metric == "cpu_s"
     )
-    balancer_cpu_s = delta(series.get(("balancer", "cpu_s"), [(0, 0), (1, 0)]), start, end)
-    generator_cpu_s = delta(series.get(("generator", "cpu_s"), [(0, 0), (1, 0)]), start, end)
-    auth = merged(histograms, AUTH, measured)
-    store = merged(histograms, STORE, measured)
-    kdf = merged(histograms, KDF, measured)
+    generator_cpu_s = _cpu_delta(series, "generator", start, end)
+    generators = _json(cell_dir / "generators.json")
     row.update(
         window_s=round(window_s, 3),
         requests=requests,
         all_requests=all_requests,
-        failures=_failures(cell_dir / "locust_stats.csv"),
+        failures=failures,
+        error_rate=round(failures / (requests + failures), 5) if requests + failures else None,
         rps=round(requests / window_s, 1) if window_s > 0 else None,
+        min_ms=round(latency.get_min_value() / 1000.0, 3) if requests else None,
         p50_ms=_ms(latency, 50),
         p90_ms=_ms(latency, 90),
         p99_ms=_ms(latency, 99),
@@ -179,38 +241,77 @@ def cell_row(cell_dir: Path) -> dict[str, Any]:
         server_cpu_us_per_req=round(server_cpu_s * 1e6 / all_requests, 1) if all_requests else None,
         rps_per_server_cpu_s=round(all_requests / server_cpu_s, 1) if server_cpu_s > 0 else None,
         balancer_cpu_us_per_req=(
-            round(balancer_cpu_s * 1e6 / all_requests, 1)
+            round(_cpu_delta(series, "balancer", start, end) * 1e6 / all_requests, 1)
             if all_requests and ("balancer", "cpu_s") in series
             else None
         ),
         generator_cpu_pct=round(generator_cpu_s / window_s * 100, 1) if window_s > 0 else None,
-        auth_p50_us=auth.get_value_at_percentile(50) if auth.get_total_count() else None,
-        auth_mean_us=round(auth.get_mean_value(), 1) if auth.get_total_count() else None,
-        store_p50_us=store.get_value_at_percentile(50) if store.get_total_count() else None,
-        store_mean_us=round(store.get_mean_value(), 1) if store.get_total_count() else None,
-        auth_compute_mean_us=_compute_mean_us(auth, store),
-        kdf_mean_us=round(kdf.get_mean_value(), 1) if kdf.get_total_count() else None,
-        **_redis_figures(series, start, end, all_requests),
+        auth_p50_us=_p50(merged(histograms, AUTH, measured)),
+        auth_mean_us=_mean(merged(histograms, AUTH, measured)),
+        store_p50_us=_p50(merged(histograms, STORE, measured)),
+        store_mean_us=_mean(merged(histograms, STORE, measured)),
+        auth_compute_mean_us=_mean(merged(histograms, AUTH_COMPUTE, measured)),
+        kdf_mean_us=_mean(merged(histograms, KDF, measured)),
+        locust_requests=_locust_requests(cell_dir / "locust_stats.csv"),
+        recorded_requests=generators.get("seen_since_open"),
+        **_revocation(histograms),
+        **_redis_figures(
+            series, start, end, all_requests, float(meta.get("redis_idle_cpu_s_per_s") or 0.0)
+        ),
     )
     processes = max(1, int(params.get("generator_processes", 1)))
+    row["generator_cpus"] = _generator_cpus(meta, processes)
+    per_cpu = (row["generator_cpu_pct"] or 0) / row["generator_cpus"]
     ceiling = meta.get("generator_ceiling_rps")
-    generator_busy = (row["generator_cpu_pct"] or 0) / processes > GENERATOR_SATURATED_PCT
-    near_ceiling = bool(ceiling) and all_requests / window_s > CEILING_FRACTION * ceiling
-    row["saturated"] = generator_busy or near_ceiling
+    rate_seen = all_requests / window_s if window_s > 0 else 0.0
+    near_ceiling = bool(ceiling) and rate_seen > CEILING_FRACTION * ceiling
+    row["saturated"] = per_cpu > GENERATOR_SATURATED_PCT or (near_ceiling and not open_model)
+    if open_model:
+        row.update(_open_model_figures(params["rate"], requests, window_s, histograms, generators))
     return row
+
+
+def _open_model_figures(
+    rate: float,
+    requests: int,
+    window_s: float,
+    histograms: HistogramSet,
+    generators: dict[str, Any],
+) -> dict[str, Any]:
+    """Offered vs achieved, lateness and unsent requests; whether the cell fell short."""
+    lateness = merged(histograms, LATENESS, histograms.names(LATENESS))
+    achieved = requests / window_s if window_s > 0 else 0.0
+    planned = int(generators.get("planned_in_window") or 0)
+    unsent = int(generators.get("unsent") or 0)
+    dropped = bool(planned) and unsent > MAX_UNSENT_SHARE * planned
+    short = achieved < MIN_ACHIEVED_SHARE * rate or dropped
+    return {
+        "offered_rps": rate,
+        "achieved_rps": round(achieved, 1),
+        "late_p99_ms": _ms(lateness, 99) if lateness.get_total_count() else None,
+        "unsent": unsent,
+        "late": bool(short),
+    }
+
+
+def usable(row: dict[str, Any]) -> bool:
+    """Complete, and neither saturated nor late: fit for a verdict or a baseline."""
+    return row["status"] == "complete" and not row["saturated"] and not row["late"]
 
 
 def add_overheads(rows: list[dict[str, Any]]) -> None:
     """Fill the overhead columns against the ``none`` row of the same scenario, topology, run."""
-    key_fields = ("topology", "nodes", "balancer", "scenario", "users", "model", "repetition")
+    key_fields = (
+        "topology", "nodes", "balancer", "scenario", "users", "model", "rate", "repetition",
+    )  # fmt: skip
     baselines = {
         tuple(row[f] for f in key_fields): row
         for row in rows
-        if row["scheme"] == "none" and row["status"] == "complete"
+        if row["scheme"] == "none" and usable(row)
     }
     for row in rows:
         base = baselines.get(tuple(row[f] for f in key_fields))
-        if base is None or row["status"] != "complete":
+        if base is None or not usable(row):
             continue
         if row["p50_ms"] is not None and base["p50_ms"] is not None:
             row["p50_overhead_ms"] = round(row["p50_ms"] - base["p50_ms"], 3)
@@ -242,10 +343,5 @@ def metrics_rows(run_dir: Path) -> list[dict[str, Any]]:
 def write_metrics(run_dir: Path) -> list[dict[str, Any]]:
     """(Re)write ``metrics.csv`` from the raw cell files; return its rows."""
     rows = metrics_rows(run_dir)
-    tmp = run_dir / ".metrics.csv.tmp"
-    with tmp.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(run_dir / "metrics.csv")
+    write_csv(run_dir / "metrics.csv", COLUMNS, rows)
     return rows

@@ -17,8 +17,11 @@ from hdrh.histogram import HdrHistogram
 LOWEST_US = 1
 HIGHEST_US = 3_600_000_000  # one hour: nothing we measure is slower
 SIGNIFICANT_DIGITS = 3
-LATENCY = "latency_us"
+LATENCY = "latency_us"  # successful requests only
+FAILED = "failed_us"  # failed requests, kept out of the latency percentiles
+LATENESS = "lateness_us"  # open model: intended start → actual send
 AUTH = "auth_us"
+AUTH_COMPUTE = "auth_compute_us"  # auth minus store and kdf, per request
 STORE = "store_us"
 KDF = "kdf_us"
 

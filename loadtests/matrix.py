@@ -2,7 +2,10 @@
 
 A matrix has ``[defaults]`` and one or more ``[[cells]]`` groups; each group crosses its
 ``schemes``, ``topologies`` (and ``nodes`` for multi), ``scenarios`` and ``users`` and may
-override any default. The axes keep the same names everywhere: in the file, the cell id, the
+override any default. An open-model group with ``equal_load = true`` has no fixed rate: the
+runner sets one rate for the whole group, below every scheme's measured capacity, so latency is
+compared at equal load. An optional ``[capacity]`` table asks for a capacity search per scheme
+(``loadtests/capacity.py``). The axes keep the same names everywhere: in the file, the cell id, the
 CSV columns and the charts. Any problem is one line naming the file, the key and the choices.
 """
 
@@ -23,7 +26,7 @@ SCENARIOS = ("read", "login", "refresh", "logout", "mixed", "revocation")
 MODELS = ("closed", "open")
 BALANCERS = ("client", "nginx")
 SCHEME_CHOICES = ("none", "session-memory", "session-redis", "jwt-<ALG>", "jwt-<ALG>+deny")
-TOP_LEVEL_KEYS = ("description", "defaults", "cells", "generator_ceiling_rps")
+TOP_LEVEL_KEYS = ("description", "defaults", "cells", "generator_ceiling_rps", "capacity")
 DEFAULT_USERS = 20
 AXIS_KEYS = ("schemes", "topologies", "nodes", "scenarios", "users")
 
@@ -38,7 +41,7 @@ class MatrixError(Exception):
 
 
 @dataclass(frozen=True)
-class Settings:
+class CellSettings:
     """Per-cell settings a group may override."""
 
     warmup_s: float = 2.0
@@ -51,9 +54,10 @@ class Settings:
     access_ttl: int = 300
     generator_processes: int = 1
     balancer: str = "client"
+    equal_load: bool = False
 
 
-SETTING_KEYS = tuple(asdict(Settings()))
+SETTING_KEYS = tuple(asdict(CellSettings()))
 GROUP_KEYS = AXIS_KEYS + SETTING_KEYS
 
 
@@ -66,7 +70,7 @@ class Cell:
     nodes: int
     scenario: str
     users: int
-    settings: Settings
+    settings: CellSettings
 
     @property
     def alg(self) -> str:
@@ -95,8 +99,15 @@ class Cell:
         generator = f"-g{processes}" if processes > 1 else ""
         return (
             f"{self.scheme}__{self.topology}-{self.nodes}{balancer}__{self.scenario}"
-            f"__{self.settings.model}-{self.users}u{generator}__r{repetition}"
+            f"__{self.load_label}-{self.users}u{generator}__r{repetition}"
         )
+
+    @property
+    def load_label(self) -> str:
+        """closed, open-<rate>r, or open-eq (the equal-load rate the runner chooses)."""
+        if self.settings.model == "closed":
+            return "closed"
+        return "open-eq" if self.settings.equal_load else f"open-{self.settings.rate:g}r"
 
     def server_args(self) -> list[str]:
         """The ``python -m targets`` options of this cell's scheme."""
@@ -128,6 +139,32 @@ class Cell:
 
 
 @dataclass(frozen=True)
+class SearchSettings:
+    """How a capacity search steps (rates in requests/s) and the SLO each step must hold.
+
+    A start of 0 starts at 0.6 of the closed-model throughput of the same scheme in this run
+    (or 600 without one); step and resolution of 0 are a third and a sixth of the start.
+    """
+
+    start_rps: float = 0.0
+    step_rps: float = 0.0
+    resolution_rps: float = 0.0
+    max_steps: int = 8
+    slo_p99_ms: float = 20.0
+    slo_error_rate: float = 0.001
+    min_achieved: float = 0.95
+
+
+SEARCH_KEYS = tuple(asdict(SearchSettings()))
+FIXED_IN_SEARCH = ("model", "rate", "repetitions", "equal_load")
+CAPACITY_KEYS = (
+    *AXIS_KEYS,
+    *(key for key in SETTING_KEYS if key not in FIXED_IN_SEARCH),
+    *SEARCH_KEYS,
+)
+
+
+@dataclass(frozen=True)
 class Matrix:
     """A validated matrix: its cells in file order and run-wide options."""
 
@@ -137,6 +174,8 @@ class Matrix:
     cells: tuple[Cell, ...]
     repetitions: int
     generator_ceiling_rps: float | None
+    capacity: tuple[Cell, ...] = ()
+    search: SearchSettings | None = None
 
 
 def _fail(source: str, key: str, problem: str) -> MatrixError:
@@ -173,7 +212,7 @@ def _number(source: str, key: str, value: Any, *, minimum: float, integer: bool)
     return value
 
 
-def _settings(source: str, table: dict[str, Any], base: Settings) -> Settings:
+def _settings(source: str, table: dict[str, Any], base: CellSettings) -> CellSettings:
     updates: dict[str, Any] = {}
     minimums = {"warmup_s": 0, "duration_s": 0.5, "repetitions": 1, "rate": 0, "population": 1,
                 "kdf_iterations": 1000, "access_ttl": 1, "generator_processes": 1}  # fmt: skip
@@ -183,6 +222,9 @@ def _settings(source: str, table: dict[str, Any], base: Settings) -> Settings:
         value = table[key]
         if key == "model":
             _check_choice(source, key, value, MODELS, "model")
+        elif key == "equal_load":
+            if not isinstance(value, bool):
+                raise _fail(source, key, f"{value!r} is not true or false")
         elif key == "balancer":
             _check_choice(source, key, value, BALANCERS, "balancer")
             if value == "nginx" and not nginx_installed():
@@ -192,8 +234,12 @@ def _settings(source: str, table: dict[str, Any], base: Settings) -> Settings:
             value = _number(source, key, value, minimum=minimums[key], integer=integer)
         updates[key] = value
     merged = replace(base, **updates)
-    if merged.model == "open" and merged.rate <= 0:
-        raise _fail(source, "rate", "the open model needs a rate above 0 (requests/s)")
+    if merged.equal_load and merged.model != "open":
+        raise _fail(source, "equal_load", "equal load is an open-model setting (model = 'open')")
+    if merged.model == "open" and merged.rate <= 0 and not merged.equal_load:
+        raise _fail(
+            source, "rate", "the open model needs a rate above 0 (requests/s) or equal_load = true"
+        )
     return merged
 
 
@@ -203,8 +249,10 @@ def _check_keys(source: str, where: str, table: dict[str, Any], allowed: tuple[s
             raise _fail(source, f"{where}{key}", f"unknown key (valid: {', '.join(allowed)})")
 
 
-def _group_cells(source: str, index: int, group: dict[str, Any], base: Settings) -> list[Cell]:
-    where = f"cells[{index}]."
+def _group_cells(
+    source: str, index: int | str, group: dict[str, Any], base: CellSettings
+) -> list[Cell]:
+    where = f"cells[{index}]." if isinstance(index, int) else f"{index}."
     _check_keys(source, where, group, GROUP_KEYS)
     for key in ("schemes", "topologies", "scenarios"):
         if key not in group:
@@ -280,7 +328,7 @@ def parse_matrix(data: dict[str, Any], source: str, name: str) -> Matrix:
     if not isinstance(defaults, dict):
         raise _fail(source, "defaults", "must be a table")
     _check_keys(source, "defaults.", defaults, (*SETTING_KEYS, "users"))
-    base = _settings(source, defaults, Settings())
+    base = _settings(source, defaults, CellSettings())
     groups = data.get("cells")
     if not isinstance(groups, list) or not groups:
         raise _fail(source, "cells", "needs at least one [[cells]] group")
@@ -291,10 +339,44 @@ def parse_matrix(data: dict[str, Any], source: str, name: str) -> Matrix:
         for cell in _group_cells(source, index, group, base):
             if cell not in cells:
                 cells.append(cell)
+    capacity, search = _capacity(source, data.get("capacity"), base)
     ceiling = data.get("generator_ceiling_rps")
     if ceiling is not None:
         ceiling = float(_number(source, "generator_ceiling_rps", ceiling, minimum=1, integer=False))
     repetitions = max(cell.settings.repetitions for cell in cells)
     return Matrix(
-        name, source, str(data.get("description", "")), tuple(cells), repetitions, ceiling
+        name,
+        source,
+        str(data.get("description", "")),
+        tuple(cells),
+        repetitions,
+        ceiling,
+        capacity,
+        search,
     )
+
+
+def _capacity(
+    source: str, table: Any, base: CellSettings
+) -> tuple[tuple[Cell, ...], SearchSettings | None]:
+    """The ``[capacity]`` table: which cells to search, and how (open model, one repetition)."""
+    if table is None:
+        return (), None
+    if not isinstance(table, dict):
+        raise _fail(source, "capacity", "must be a table")
+    _check_keys(source, "capacity.", table, CAPACITY_KEYS)
+    group = {key: table[key] for key in table if key not in SEARCH_KEYS}
+    group.update(model="open", rate=1.0, repetitions=1, equal_load=False)
+    cells = _group_cells(source, "capacity", group, base)
+    updates = {}
+    for key, default in asdict(SearchSettings()).items():
+        if key in table:
+            integer = isinstance(default, int)
+            minimum = 1 if key == "max_steps" else 0
+            updates[key] = _number(
+                source, f"capacity.{key}", table[key], minimum=minimum, integer=integer
+            )
+    search = SearchSettings(**updates)
+    if search.min_achieved > 1:
+        raise _fail(source, "capacity.min_achieved", "is a share of the offered rate (at most 1)")
+    return tuple(cells), search

@@ -201,22 +201,26 @@ def _result(
                        round(low, 3), round(high, 3), len(samples), loops)  # fmt: skip
 
 
-def run_micro(redis_url: str, kdf_iterations: int = 10_000) -> list[MicroResult]:
-    """Every micro measurement, in a fresh keys folder."""
+def run_micro(
+    redis_url: str, kdf_iterations: int = 10_000, algorithms: tuple[str, ...] = ALGORITHMS
+) -> list[MicroResult]:
+    """Every micro measurement (JWT rows for the given algorithms), in a fresh keys folder."""
     with tempfile.TemporaryDirectory(prefix="authbench-micro-") as keys:
-        results = [r for alg in ALGORITHMS for r in measure_jwt(alg, Path(keys))]
+        results = [r for alg in algorithms for r in measure_jwt(alg, Path(keys))]
         results.extend(asyncio.run(measure_stores(redis_url)))
         results.append(measure_kdf(kdf_iterations, Path(keys)))
     return results
 
 
-def run_micro_on_any_redis(kdf_iterations: int) -> list[MicroResult]:
+def run_micro_on_any_redis(
+    kdf_iterations: int, algorithms: tuple[str, ...] = ALGORITHMS
+) -> list[MicroResult]:
     """run_micro against REDIS_URL when given, else a private Redis started for it."""
     given = redis_url_from_env()
     if given:
-        return run_micro(given, kdf_iterations)
+        return run_micro(given, kdf_iterations, algorithms)
     with PrivateRedis() as server:
-        return run_micro(server.url, kdf_iterations)
+        return run_micro(server.url, kdf_iterations, algorithms)
 
 
 def write_micro_csv(results: list[MicroResult], path: Path) -> None:

@@ -2,19 +2,24 @@
 
 Only requests that start inside the measured window are recorded: after the warm-up
 (``AUTHBENCH_WARMUP_S``) and, when ``AUTHBENCH_DURATION_S`` is set, for that long. Locust's own
-statistics are reset when the window opens, so both start with the same window. A request
-whose user set an intended start time (the open model) is recorded from that time, which keeps
-coordinated omission out of the numbers. Workers ship their histograms to the master with each
-report; the master (or a lone process) writes the merged set to ``AUTHBENCH_HDR_OUT`` and the
-window's bounds to ``AUTHBENCH_WINDOW_OUT`` at the end.
+statistics are reset when the window opens, so both start with the same window.
+
+Successful requests go to ``latency_us``, failed ones to ``failed_us``: a fast 401 never
+flatters a percentile. In the open model a request is timed from its intended start (no
+coordinated omission), the lateness (intended → actual send) of every send made in the window
+goes to ``lateness_us``, and the process counts how many sends its users' schedules planned
+inside the window: the planned ones that were never sent are the ``unsent`` requests, the worst
+tail of all.
+
+Every Locust process (a lone one, or each worker) writes its own part file at its end into
+``generator-parts/`` beside ``AUTHBENCH_HDR_OUT``; :mod:`loadtests.generator_parts` merges the
+parts exactly once every process has finished, so no worker's last requests are lost.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import gevent
@@ -22,23 +27,43 @@ from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from loadtests.histograms import AUTH, KDF, LATENCY, STORE, HistogramSet, parse_server_timing
+from loadtests.generator_parts import merge_parts, part_path, write_part
+from loadtests.histograms import (
+    AUTH,
+    AUTH_COMPUTE,
+    FAILED,
+    KDF,
+    LATENCY,
+    LATENESS,
+    STORE,
+    HistogramSet,
+    parse_server_timing,
+)
+from loadtests.schedule import planned_sends
 
-HDR_KEY = "authbench_hdr"
 INTENDED_START = "intended_start"
 
 
 class WindowRecorder:
-    """Histograms of one Locust process, gated by the measured window."""
+    """Histograms and counters of one Locust process, gated by the measured window."""
 
     def __init__(self) -> None:
         self.histograms = HistogramSet()
-        self.worker_requests: dict[str, int] = {}
+        self.environment: Environment | None = None
         self.warmup_s = float(os.environ.get("AUTHBENCH_WARMUP_S", "0") or 0)
         duration = os.environ.get("AUTHBENCH_DURATION_S")
         self.duration_s = float(duration) if duration else None
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything: a new test starts."""
+        self.histograms.clear()
         self.window_start: float | None = None
         self.window_end: float | None = None
+        self.schedules: list[tuple[float, float]] = []
+        self.sent_on_schedule = 0
+        self.seen_since_open = 0
+        self.locust_since_open = 0
 
     def open_window(self) -> None:
         """Start recording now (and stop after the duration, when one is set)."""
@@ -50,6 +75,19 @@ class WindowRecorder:
         """The test stopped: the window ends now, or earlier where the duration ended it."""
         now = time.time()
         self.window_end = now if self.window_end is None else min(self.window_end, now)
+
+    def add_schedule(self, first: float, interval: float) -> None:
+        """An open-model user's send times: first, first + interval, …"""
+        self.schedules.append((first, interval))
+
+    def planned_in_window(self) -> int:
+        """Sends the open-model schedules planned inside the window."""
+        if self.window_start is None or self.window_end is None:
+            return 0
+        return sum(
+            planned_sends(first, interval, self.window_start, self.window_end)
+            for first, interval in self.schedules
+        )
 
     def measuring(self, start_time: float) -> bool:
         """Whether a request that started at ``start_time`` (epoch s) is in the window."""
@@ -67,20 +105,47 @@ class WindowRecorder:
         exception: Exception | None = None,
         **_: Any,
     ) -> None:
+        if self.window_start is not None:
+            self.seen_since_open += 1
         intended = context.get(INTENDED_START) if context else None
+        if intended is not None and self.measuring(start_time):
+            # Lateness of every send made in the window, even one planned before it: a generator
+            # far behind its schedule shows here, not only in its unsent count.
+            self.histograms.record(LATENESS, name, (start_time - intended) * 1e6)
         began = intended if intended is not None else start_time
         if not self.measuring(began):
             return
         latency_us = (start_time - began) * 1e6 + response_time * 1000.0
+        if intended is not None:
+            self.sent_on_schedule += 1
+        if exception is not None:
+            self.histograms.record(FAILED, name, latency_us)
+            return
         self.histograms.record(LATENCY, name, latency_us)
         headers = getattr(response, "headers", None)
         timing = parse_server_timing(headers.get("server-timing") if headers else None)
-        if "auth" in timing:
-            self.histograms.record(AUTH, name, timing["auth"])
+        if "auth" not in timing:
+            return
+        self.histograms.record(AUTH, name, timing["auth"])
         if "store" in timing:
             self.histograms.record(STORE, name, timing["store"])
         if "kdf" in timing:
             self.histograms.record(KDF, name, timing["kdf"])
+        # The auth step's own work, per request: never a difference of means over other requests.
+        compute = timing["auth"] - timing.get("store", 0.0) - timing.get("kdf", 0.0)
+        self.histograms.record(AUTH_COMPUTE, name, max(compute, 0.0))
+
+    def part(self) -> dict[str, Any]:
+        """What this process measured, for its part file."""
+        return {
+            "window_start": self.window_start,
+            "window_end": self.window_end,
+            "planned_in_window": self.planned_in_window(),
+            "sent_on_schedule": self.sent_on_schedule,
+            "seen_since_open": self.seen_since_open,
+            "locust_since_open": self.locust_since_open,
+            "histograms": self.histograms.encode(),
+        }
 
 
 recorder = WindowRecorder()
@@ -88,54 +153,46 @@ events.request.add_listener(recorder.on_request)
 
 
 def _open_window(environment: Environment) -> None:
+    """Open the window and reset Locust's statistics at the same instant (no yield between)."""
     if recorder.warmup_s > 0:
         gevent.sleep(recorder.warmup_s)
     recorder.open_window()
-    if environment.stats is not None and not isinstance(environment.runner, WorkerRunner):
+    if environment.stats is not None:
         environment.stats.reset_all()
+
+
+def _locust_count(environment: Environment) -> int:
+    """Requests Locust itself counted since its statistics were last reset (failed included)."""
+    return environment.stats.total.num_requests if environment.stats is not None else 0
 
 
 @events.test_start.add_listener
 def _on_test_start(environment: Environment, **_: Any) -> None:
-    recorder.histograms.clear()
-    recorder.worker_requests.clear()
-    recorder.window_start = recorder.window_end = None
+    recorder.reset()
+    recorder.environment = environment
     gevent.spawn(_open_window, environment)
 
 
 @events.report_to_master.add_listener
-def _ship_to_master(client_id: str, data: dict[str, Any]) -> None:
-    data[HDR_KEY] = recorder.histograms.encode()
-    recorder.histograms.clear()
+def _count_shipped(client_id: str, data: dict[str, Any]) -> None:
+    """A worker is about to ship (and clear) its statistics: count them first.
 
-
-@events.worker_report.add_listener
-def _merge_from_worker(client_id: str, data: dict[str, Any]) -> None:
-    if HDR_KEY not in data:
-        return
-    shipped = HistogramSet()
-    shipped.merge_encoded(data[HDR_KEY])
-    count = shipped.total(LATENCY)
-    recorder.worker_requests[client_id] = recorder.worker_requests.get(client_id, 0) + count
-    recorder.histograms.merge_encoded(data[HDR_KEY])
+    This listener was registered when the locustfile was imported, before the runner added
+    Locust's own, so it sees the statistics before they are cleared.
+    """
+    if recorder.window_start is not None and recorder.environment is not None:
+        recorder.locust_since_open += _locust_count(recorder.environment)
 
 
 @events.test_stop.add_listener
 def _on_test_stop(environment: Environment, **_: Any) -> None:
-    recorder.close_window()
-    if isinstance(environment.runner, WorkerRunner):
-        return
-    if isinstance(environment.runner, MasterRunner):
-        gevent.sleep(1.5)  # the workers' last reports carry their last histograms
     hdr_out = os.environ.get("AUTHBENCH_HDR_OUT")
-    if hdr_out:
-        recorder.histograms.save(Path(hdr_out))
-        generators = {
-            "worker_requests": recorder.worker_requests,
-            "merged_requests": recorder.histograms.total(LATENCY),
-        }
-        (Path(hdr_out).parent / "generators.json").write_text(json.dumps(generators) + "\n")
-    window_out = os.environ.get("AUTHBENCH_WINDOW_OUT")
-    if window_out:
-        bounds = {"window_start": recorder.window_start, "window_end": recorder.window_end}
-        Path(window_out).write_text(json.dumps(bounds) + "\n")
+    if isinstance(environment.runner, MasterRunner) or not hdr_out:
+        return
+    recorder.close_window()
+    recorder.locust_since_open += _locust_count(environment)
+    runner = environment.runner
+    name = runner.client_id if isinstance(runner, WorkerRunner) else "local"
+    write_part(part_path(hdr_out, name), recorder.part())
+    if not isinstance(runner, WorkerRunner):
+        merge_parts(hdr_out)

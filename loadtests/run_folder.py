@@ -6,6 +6,7 @@ code and on what machine the numbers were made, with a ``schema_version`` for th
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import json
 import os
@@ -16,7 +17,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+# 2: failures apart from latency, open-model honesty columns, observed revocation, structured
+# verify checks, capacity.csv, calibration and equal-load rates in the manifest.
+SCHEMA_VERSION = 2
 MEASURED_PACKAGES = (
     "fastapi", "starlette", "uvicorn", "uvloop", "httptools", "pyjwt", "cryptography",
     "redis", "locust", "hdrhistogram", "psutil", "pandas", "matplotlib",
@@ -92,6 +95,16 @@ def write_json(path: Path, value: Any) -> None:
     """Write JSON atomically (a reader never sees half a file)."""
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(value, indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, path)
+
+
+def write_csv(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
+    """Write a table as CSV atomically (a reader never sees half a file)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
     os.replace(tmp, path)
 
 

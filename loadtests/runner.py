@@ -1,33 +1,38 @@
 """The matrix runner: for each cell, start, verify, warm up, measure, sample, stop, write.
 
 Cells that share a scheme, topology and server settings share one set of nodes (and one private
-Redis); repetitions are interleaved (A B C A B C). The generator runs on its own CPU, the
-servers and Redis on the others. Every cell is written as it finishes; an interruption stops
-the current cell and every process the run started, marks the run incomplete and keeps what
-finished, and ``--resume`` completes it.
+Redis); repetitions are interleaved (A B C A B C). The generator runs on its own CPU(s), the
+servers and Redis on the others. A run goes in phases: calibration and generator ceiling; the
+cells with a fixed load; the capacity searches; the equal-load cells, at one rate per group
+chosen below every compared scheme's capacity; the micro benchmark; calibration again. Every
+cell is written as it finishes; an interruption stops the current cell and every process the
+run started, marks the run incomplete and keeps what finished, and ``--resume`` completes it
+(failed cells included).
 """
 
 from __future__ import annotations
 
 import json
-import os
+import math
 import shutil
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import redis
 
-from loadtests.cell_metrics import cell_row, write_metrics
+from loadtests.calibration import calibrate
+from loadtests.capacity import capacity_rows, write_capacity
+from loadtests.capacity_search import closed_throughput, run_searches
+from loadtests.cell_metrics import cell_row, metrics_rows, write_metrics
+from loadtests.cell_run import CpuPlan, Run, expect_results, group_services, run_cell, set_aside
 from loadtests.console import Progress, cell_outcome, summary_table
 from loadtests.histograms import LATENCY, HistogramSet
-from loadtests.locust_process import LocustFailed, LocustRun
-from loadtests.matrix import Cell, Matrix, Settings, load_matrix
+from loadtests.locust_process import LocustRun
+from loadtests.matrix import Cell, CellSettings, Matrix, load_matrix
 from loadtests.micro import run_micro_on_any_redis, write_micro_csv
-from loadtests.nginx_balancer import NginxBalancer, NginxUnavailable
+from loadtests.nginx_balancer import NginxUnavailable
 from loadtests.private_redis import PrivateRedis, redis_url_from_env
 from loadtests.run_folder import (
     SCHEMA_VERSION,
@@ -37,57 +42,18 @@ from loadtests.run_folder import (
     utc_now,
     write_json,
 )
-from loadtests.sampling import Sampler, redis_key_memory
-from loadtests.target_process import TargetFailedToStart, TargetNode, start_nodes
+from loadtests.target_process import TargetFailedToStart
 from loadtests.trivial_server import TrivialServer
-from loadtests.verify import Expected, VerifyFailed, verify_target
 
 MATRIX_COPY = "matrix.toml"
 CEILING_USERS = 20
-CEILING_SETTINGS = Settings(warmup_s=1.0, duration_s=3.0)
-FINISHED = ("complete", "failed")
+CEILING_SETTINGS = CellSettings(warmup_s=1.0, duration_s=3.0)
+FINISHED = ("complete",)  # failed cells are tried again on --resume
+EQUAL_LOAD_SHARE = 0.5  # equal-load rate: this share of the lowest capacity in the group
 
 
 class RunInterrupted(Exception):
     """The run was stopped by the user; finished cells are kept."""
-
-
-@dataclass(frozen=True)
-class CpuPlan:
-    """Which CPUs the generator uses and which the servers and Redis use (None: no pinning)."""
-
-    generator: set[int] | None
-    servers: set[int] | None
-
-    @classmethod
-    def for_this_machine(cls) -> CpuPlan:
-        cpus = sorted(os.sched_getaffinity(0))
-        if len(cpus) < 2:
-            return cls(None, None)
-        return cls({cpus[0]}, set(cpus[1:]))
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "generator_cpus": sorted(self.generator) if self.generator else None,
-            "server_cpus": sorted(self.servers) if self.servers else None,
-            "pinned": self.generator is not None,
-        }
-
-
-@dataclass
-class Run:
-    """A run in progress: its folder, matrix and run-wide facts."""
-
-    run_dir: Path
-    matrix: Matrix
-    cpus: CpuPlan
-    keys_dir: Path
-    manifest: dict[str, Any]
-    ceilings: dict[int, float] = field(default_factory=dict)
-
-    @property
-    def cells_dir(self) -> Path:
-        return self.run_dir / "cells"
 
 
 def interleaved_groups(matrix: Matrix) -> list[list[tuple[Cell, int]]]:
@@ -103,20 +69,12 @@ def interleaved_groups(matrix: Matrix) -> list[list[tuple[Cell, int]]]:
                 cell.topology,
                 cell.nodes,
                 cell.settings.balancer,
+                cell.settings.equal_load,
                 tuple(cell.server_args()),
             )
             by_nodes.setdefault(key, []).append((cell, repetition))
         groups.extend(by_nodes.values())
     return groups
-
-
-def expected_identity(cell: Cell) -> Expected:
-    """What the nodes of a cell must report at /healthz."""
-    if cell.scheme == "none":
-        return Expected("none", None, None, False)
-    if cell.scheme.startswith("session-"):
-        return Expected("session", None, cell.store, False)
-    return Expected("jwt", cell.alg, "redis", cell.denylist)
 
 
 def _cell_status(cell_dir: Path) -> str | None:
@@ -126,153 +84,13 @@ def _cell_status(cell_dir: Path) -> str | None:
         return None
 
 
-def _set_aside(cell_dir: Path) -> None:
-    """Keep an unfinished attempt's raw files under another name; never overwrite them."""
-    attempt = 1
-    while (target := cell_dir.with_name(f"{cell_dir.name}.attempt{attempt}")).exists():
-        attempt += 1
-    cell_dir.rename(target)
-
-
-@dataclass
-class GroupServices:
-    """What a group of cells runs against: nodes, their Redis, and an optional balancer."""
-
-    nodes: list[TargetNode]
-    redis_url: str | None
-    balancer: NginxBalancer | None
-
-    @property
-    def node_urls(self) -> list[str]:
-        return [node.url for node in self.nodes]
-
-    @property
-    def load_urls(self) -> list[str]:
-        """Where Locust sends requests: the balancer, or every node in turn."""
-        return [self.balancer.url] if self.balancer else self.node_urls
-
-
-@contextmanager
-def group_services(run: Run, cell: Cell, redis_url: str | None) -> Iterator[GroupServices]:
-    """Redis (private unless REDIS_URL), nodes and balancer of one group; stopped on exit."""
-    private: PrivateRedis | None = None
-    if cell.store == "redis" and redis_url is None:
-        private = PrivateRedis()
-    nodes: list[TargetNode] = []
-    balancer: NginxBalancer | None = None
-    try:
-        if private is not None:
-            private.start(run.cpus.servers)
-        url = private.url if private else (redis_url if cell.store == "redis" else None)
-        if url and private is None:
-            _check_reachable(url)
-        env = {"REDIS_URL": url} if url else {}
-        args = [*cell.server_args(), "--keys-dir", str(run.keys_dir)]
-        nodes = start_nodes(args, cell.nodes, env, run.cpus.servers)
-        if cell.settings.balancer == "nginx":
-            balancer = NginxBalancer([node.url for node in nodes], run.cpus.servers)
-            balancer.start()
-        yield GroupServices(nodes, url, balancer)
-    finally:
-        if balancer is not None:
-            balancer.close()
-        for node in nodes:
-            node.stop()
-        if private is not None:
-            private.close()
-
-
-def _check_reachable(url: str) -> None:
-    """Fail fast, before starting nodes, when the user's Redis does not answer."""
-    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
-    try:
-        client.ping()
-    finally:
-        client.close()
-
-
-def run_cell(
-    run: Run, cell: Cell, repetition: int, services: GroupServices, progress: Progress
-) -> dict[str, Any]:
-    """Verify, then measure one cell; write its folder; return its metrics row."""
-    cell_id = cell.cell_id(repetition)
-    cell_dir = run.cells_dir / cell_id
-    if cell_dir.exists():
-        _set_aside(cell_dir)
-    cell_dir.mkdir(parents=True)
-    meta: dict[str, Any] = {
-        "cell_id": cell_id,
-        "repetition": repetition,
-        "cell": cell.describe(),
-        "status": "running",
-        "started": utc_now(),
-        "nodes": services.node_urls,
-        "load_balancing": _balancing(services),
-        "generator_ceiling_rps": run.ceilings.get(cell.settings.generator_processes),
-        **run.cpus.describe(),
-    }
-    write_json(cell_dir / "cell.json", meta)
-    try:
-        progress.phase("verify")
-        verified = verify_target(services.node_urls, expected_identity(cell))
-        if services.balancer is not None:
-            verify_target([services.balancer.url], expected_identity(cell))
-            verified.checks.append("the same checks through the nginx balancer")
-        meta["verify"] = {
-            "checks": verified.checks,
-            "credential_header": verified.credential_header,
-            "credential_bytes": verified.credential_bytes,
-        }
-        progress.phase(
-            f"warm-up {cell.settings.warmup_s:g}s, measure {cell.settings.duration_s:g}s"
-        )
-        processes = {f"node{index}": node.pid for index, node in enumerate(services.nodes)}
-        if services.balancer is not None and services.balancer.pid is not None:
-            processes["balancer"] = services.balancer.pid
-        with Sampler(processes, services.redis_url) as sampler:
-            locust = LocustRun(cell, services.load_urls, cell_dir, run.cpus.generator)
-            try:
-                sampler.add_process("generator", locust.pid)
-                locust.wait()
-            finally:
-                locust.stop()
-        sampler.save(cell_dir / "samples.csv")
-        if services.redis_url:
-            meta["redis_key_memory"] = redis_key_memory(services.redis_url)
-        _expect_results(cell_dir)
-        meta["status"] = "complete"
-    except VerifyFailed as exc:
-        meta.update(status="failed", reason=f"verify gate: {exc}")
-    except LocustFailed as exc:
-        meta.update(status="failed", reason=str(exc))
-    except BaseException:
-        meta.update(status="interrupted", reason="run interrupted during this cell")
-        raise
-    finally:
-        meta["ended"] = utc_now()
-        write_json(cell_dir / "cell.json", meta)
-    return cell_row(cell_dir)
-
-
-def _balancing(services: GroupServices) -> str | None:
-    if services.balancer is not None:
-        return "nginx round-robin with upstream keepalive"
-    return "client round-robin" if len(services.nodes) > 1 else None
-
-
-def _expect_results(cell_dir: Path) -> None:
-    for name in ("hdr.json", "window.json", "locust_stats.csv"):
-        if not (cell_dir / name).exists():
-            raise LocustFailed(f"locust left no {name} (see {cell_dir / 'locust.log'})")
-
-
 def measure_ceiling(run: Run, processes: int) -> float:
     """Requests/s the generator reaches against a trivial server: its own ceiling."""
     ceiling_dir = run.run_dir / f"ceiling-{processes}p"
     if ceiling_dir.exists():
-        _set_aside(ceiling_dir)
+        set_aside(ceiling_dir)
     ceiling_dir.mkdir()
-    settings = Settings(
+    settings = CellSettings(
         warmup_s=CEILING_SETTINGS.warmup_s,
         duration_s=CEILING_SETTINGS.duration_s,
         generator_processes=processes,
@@ -284,7 +102,7 @@ def measure_ceiling(run: Run, processes: int) -> float:
             locust.wait()
         finally:
             locust.stop()
-    _expect_results(ceiling_dir)
+    expect_results(ceiling_dir)
     window = json.loads((ceiling_dir / "window.json").read_text())
     histograms = HistogramSet.load(ceiling_dir / "hdr.json")
     rps = round(histograms.total(LATENCY) / (window["window_end"] - window["window_start"]), 1)
@@ -294,13 +112,17 @@ def measure_ceiling(run: Run, processes: int) -> float:
     return rps
 
 
+def _generator_processes(matrix: Matrix) -> int:
+    return max(cell.settings.generator_processes for cell in (*matrix.cells, *matrix.capacity))
+
+
 def new_run(matrix_arg: str, results_root: Path) -> Run:
     """Validate the matrix, then create the run folder and its manifest."""
     matrix = load_matrix(matrix_arg)
     run_dir = create_run_folder(results_root, matrix.name)
     (run_dir / "cells").mkdir()
     shutil.copyfile(matrix.source, run_dir / MATRIX_COPY)
-    cpus = CpuPlan.for_this_machine()
+    cpus = CpuPlan.for_this_machine(_generator_processes(matrix))
     manifest = {
         "schema_version": SCHEMA_VERSION,
         "run_id": run_dir.name,
@@ -318,6 +140,8 @@ def new_run(matrix_arg: str, results_root: Path) -> Run:
                 for group in interleaved_groups(matrix)
                 for cell, rep in group
             ],
+            "capacity": [cell.describe() for cell in matrix.capacity],
+            "search": asdict(matrix.search) if matrix.search else None,
         },
         "pinning": cpus.describe(),
         "redis": "REDIS_URL" if redis_url_from_env() else "private redis-server per cell group",
@@ -328,6 +152,8 @@ def new_run(matrix_arg: str, results_root: Path) -> Run:
                 if cell.topology == "multi"
             }
         ),
+        "calibration": {},
+        "equal_load": {},
         "environment": environment(),
     }
     write_json(run_dir / "manifest.json", manifest)
@@ -344,12 +170,17 @@ def resumed_run(run_arg: str, results_root: Path) -> Run:
     if not manifest_path.exists():
         raise FileNotFoundError(f"{run_arg}: no run folder with a manifest.json there")
     manifest = json.loads(manifest_path.read_text())
+    if manifest.get("schema_version") != SCHEMA_VERSION:
+        raise FileNotFoundError(
+            f"{run_arg}: results schema {manifest.get('schema_version')} cannot be resumed by "
+            f"this version (schema {SCHEMA_VERSION})"
+        )
     matrix = load_matrix(str(run_dir / MATRIX_COPY))
     matrix = replace(matrix, name=manifest["matrix"]["name"])
     manifest.setdefault("resumed", []).append(utc_now())
     manifest["status"] = "incomplete"
     write_json(manifest_path, manifest)
-    cpus = CpuPlan.for_this_machine()
+    cpus = CpuPlan.for_this_machine(_generator_processes(matrix))
     return Run(run_dir, matrix, cpus, Path(tempfile.mkdtemp(prefix="authbench-keys-")), manifest)
 
 
@@ -368,34 +199,117 @@ def _ensure_ceilings(run: Run, progress: Progress) -> None:
     write_json(run.run_dir / "manifest.json", run.manifest)
 
 
-def execute(run: Run, with_micro: bool = True) -> list[dict[str, Any]]:
-    """Run every unfinished cell, then the micro benchmark; return the metrics rows."""
-    groups = interleaved_groups(run.matrix)
-    total = sum(len(group) for group in groups)
-    done = sum(
+def _calibrate(run: Run, when: str, redis_url: str | None, progress: Progress) -> None:
+    """Time the reference workload (``start`` once per run; ``end`` after every session)."""
+    recorded = run.manifest.setdefault("calibration", {})
+    if when in recorded and when == "start":
+        return
+    progress.note(f"calibration ({when})…")
+    if redis_url:
+        recorded[when] = calibrate(redis_url, run.cpus.servers)
+    else:
+        with PrivateRedis() as server:
+            recorded[when] = calibrate(server.url, run.cpus.servers)
+    write_json(run.run_dir / "manifest.json", run.manifest)
+
+
+def _pending(run: Run, groups: list[list[tuple[Cell, int]]]) -> int:
+    return sum(
         1
         for group in groups
         for cell, rep in group
-        if _cell_status(run.cells_dir / cell.cell_id(rep)) in FINISHED
+        if _cell_status(run.cells_dir / cell.cell_id(rep)) not in FINISHED
     )
-    progress = Progress(total, done)
+
+
+def equal_load_key(cell: Cell) -> str:
+    """The cells that share one equal-load rate: same scenario, topology, nodes and users."""
+    return f"{cell.scenario}__{cell.topology}-{cell.nodes}__{cell.users}u"
+
+
+def _nice_floor(rate: float) -> float:
+    """Round down to two significant digits (437 → 430), so the rate reads as chosen."""
+    if rate <= 0:
+        return 0.0
+    scale = 10 ** (math.floor(math.log10(rate)) - 1)
+    return math.floor(rate / scale) * scale
+
+
+def choose_equal_load(run: Run, cells: list[Cell]) -> dict[str, dict[str, Any]]:
+    """One rate per equal-load key: a share of the lowest capacity (or closed throughput)."""
+    capacities = {(r["scheme"], r["scenario"], r["topology"], r["nodes"]): r["capacity_rps"]
+                  for r in capacity_rows(run.run_dir)}  # fmt: skip
+    closed_rows = metrics_rows(run.run_dir)
+    chosen = run.manifest.setdefault("equal_load", {})
+    for key in sorted({equal_load_key(cell) for cell in cells}):
+        if key in chosen:
+            continue
+        members = [cell for cell in cells if equal_load_key(cell) == key]
+        figures: dict[str, tuple[float, str]] = {}
+        for cell in members:
+            found = capacities.get((cell.scheme, cell.scenario, cell.topology, cell.nodes))
+            if found:
+                figures[cell.scheme] = (found, "capacity at the SLO")
+            elif closed := closed_throughput(closed_rows, cell):
+                figures[cell.scheme] = (closed, "closed-model throughput")
+        if not figures:
+            continue
+        lowest = min(figures, key=lambda scheme: figures[scheme][0])
+        rate, source = figures[lowest]
+        chosen[key] = {
+            "rate": _nice_floor(EQUAL_LOAD_SHARE * rate),
+            "share": EQUAL_LOAD_SHARE,
+            "of": source,
+            "lowest_scheme": lowest,
+            "lowest_rps": rate,
+        }
+    write_json(run.run_dir / "manifest.json", run.manifest)
+    return chosen
+
+
+def _with_rates(run: Run, groups: list[list[tuple[Cell, int]]]) -> list[list[tuple[Cell, int]]]:
+    """Equal-load groups with their chosen rate; cells without one are recorded as failed."""
+    chosen = choose_equal_load(run, [cell for group in groups for cell, _ in group])
+    resolved = []
+    for group in groups:
+        rated = []
+        for cell, rep in group:
+            rate = chosen.get(equal_load_key(cell), {}).get("rate")
+            if rate:
+                rated.append((replace(cell, settings=replace(cell.settings, rate=rate)), rep))
+            else:
+                reason = "no capacity or closed-model throughput to choose an equal-load rate from"
+                _record_failure(run, cell, rep, reason)
+        if rated:
+            resolved.append(rated)
+    return resolved
+
+
+def execute(run: Run, with_micro: bool = True) -> list[dict[str, Any]]:
+    """Run every unfinished cell and search, then the micro benchmark; return the metrics rows."""
+    groups = interleaved_groups(run.matrix)
+    fixed = [group for group in groups if not group[0][0].settings.equal_load]
+    equal = [group for group in groups if group[0][0].settings.equal_load]
+    total = sum(len(group) for group in groups) + len(run.matrix.capacity)
+    progress = Progress(total, total - _pending(run, groups) - len(run.matrix.capacity))
     redis_url = redis_url_from_env()
     try:
+        _calibrate(run, "start", redis_url, progress)
         _ensure_ceilings(run, progress)
-        for group in groups:
-            pending = [
-                (cell, rep)
-                for cell, rep in group
-                if _cell_status(run.cells_dir / cell.cell_id(rep)) not in FINISHED
-            ]
-            if pending:
-                _run_group(run, pending, redis_url, progress)
+        _run_groups(run, fixed, redis_url, progress)
+        if run.matrix.capacity:
+            run_searches(run, metrics_rows(run.run_dir), redis_url, progress)
+        if equal:
+            _run_groups(run, _with_rates(run, equal), redis_url, progress)
         if with_micro and not (run.run_dir / "micro.csv").exists():
             progress.note("micro benchmark…")
             kdf = max(cell.settings.kdf_iterations for cell in run.matrix.cells)
-            write_micro_csv(run_micro_on_any_redis(kdf), run.run_dir / "micro.csv")
+            algorithms = tuple(sorted({cell.alg for cell in run.matrix.cells if cell.alg}))
+            write_micro_csv(run_micro_on_any_redis(kdf, algorithms), run.run_dir / "micro.csv")
+        _calibrate(run, "end", redis_url, progress)
     except KeyboardInterrupt:
         write_metrics(run.run_dir)
+        write_capacity(run.run_dir)
         write_json(run.run_dir / "manifest.json", {**run.manifest, "ended": utc_now()})
         raise RunInterrupted(
             f"interrupted: {progress.done} of {total} cells finished and kept in {run.run_dir}"
@@ -403,9 +317,23 @@ def execute(run: Run, with_micro: bool = True) -> list[dict[str, Any]]:
     finally:
         shutil.rmtree(run.keys_dir, ignore_errors=True)
     rows = write_metrics(run.run_dir)
+    write_capacity(run.run_dir)
     run.manifest.update(status="complete", ended=utc_now())
     write_json(run.run_dir / "manifest.json", run.manifest)
     return rows
+
+
+def _run_groups(
+    run: Run, groups: list[list[tuple[Cell, int]]], redis_url: str | None, progress: Progress
+) -> None:
+    for group in groups:
+        pending = [
+            (cell, rep)
+            for cell, rep in group
+            if _cell_status(run.cells_dir / cell.cell_id(rep)) not in FINISHED
+        ]
+        if pending:
+            _run_group(run, pending, redis_url, progress)
 
 
 def _run_group(
@@ -430,7 +358,7 @@ def _run_group(
 def _record_failure(run: Run, cell: Cell, rep: int, reason: str) -> dict[str, Any]:
     cell_dir = run.cells_dir / cell.cell_id(rep)
     if cell_dir.exists():
-        _set_aside(cell_dir)
+        set_aside(cell_dir)
     cell_dir.mkdir(parents=True)
     meta = {
         "cell_id": cell.cell_id(rep),
@@ -447,21 +375,33 @@ def _record_failure(run: Run, cell: Cell, rep: int, reason: str) -> dict[str, An
 
 def _label(cell: Cell, rep: int) -> str:
     balancer = " via nginx" if cell.settings.balancer == "nginx" else ""
+    load = f" open {cell.settings.rate:g} req/s" if cell.settings.model == "open" else ""
     return (
-        f"{cell.scheme} {cell.topology}-{cell.nodes}{balancer} {cell.scenario} {cell.users}u r{rep}"
+        f"{cell.scheme} {cell.topology}-{cell.nodes}{balancer} {cell.scenario} "
+        f"{cell.users}u{load} r{rep}"
     )
 
 
-def print_summary(rows: list[dict[str, Any]], run: Run) -> None:
-    """The one-screen summary and where the results are."""
+def print_summary(rows: list[dict[str, Any]], run: Run) -> int:
+    """The one-screen summary and where the results are; returns how many cells failed."""
     print()
     print(summary_table(rows))
     saturated = sum(1 for row in rows if row.get("saturated"))
+    late = sum(1 for row in rows if row.get("late"))
     failed = sum(1 for row in rows if row["status"] != "complete")
     ceilings = ", ".join(f"{k} process(es): {v:.0f} rps" for k, v in sorted(run.ceilings.items()))
     print(f"\ngenerator ceiling: {ceilings}")
+    for row in capacity_rows(run.run_dir):
+        print(
+            f"capacity {row['scheme']} {row['scenario']}: {row['capacity_rps']:.0f} req/s at "
+            f"p99 ≤ {row['slo_p99_ms']:g} ms ({row['capacity_rps_per_server_cpu']:.0f} per "
+            f"server CPU; bound: {row['bound']})"
+        )
     if saturated:
         print(f"{saturated} cell(s) saturated the generator: their throughput is a floor")
+    if late:
+        print(f"{late} open-model cell(s) did not apply their offered load (late or unsent)")
     if failed:
-        print(f"{failed} cell(s) failed: see their cell.json")
+        print(f"{failed} cell(s) failed: see their cell.json; --resume tries them again")
     print(f"results: {run.run_dir}")
+    return failed

@@ -106,11 +106,21 @@ def write_samples(path: Path, rows: Iterable[tuple[float, str, str, float]]) -> 
 
 def read_samples(path: Path) -> dict[tuple[str, str], list[tuple[float, float]]]:
     """Samples by (source, metric), each a time-ordered list of (t, value)."""
-    series: dict[tuple[str, str], list[tuple[float, float]]] = {}
     with path.open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            key = (row["source"], row["metric"])
-            series.setdefault(key, []).append((float(row["t"]), float(row["value"])))
+        rows = [
+            (float(row["t"]), row["source"], row["metric"], float(row["value"]))
+            for row in csv.DictReader(handle)
+        ]
+    return read_series(rows)
+
+
+def read_series(
+    rows: Iterable[tuple[float, str, str, float]],
+) -> dict[tuple[str, str], list[tuple[float, float]]]:
+    """Sample rows grouped by (source, metric), each a time-ordered list of (t, value)."""
+    series: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for t, source, metric, value in rows:
+        series.setdefault((source, metric), []).append((t, value))
     for points in series.values():
         points.sort()
     return series
@@ -131,6 +141,23 @@ def value_at(points: list[tuple[float, float]], t: float) -> float:
 def delta(points: list[tuple[float, float]], start: float, end: float) -> float:
     """How much a cumulative counter grew between start and end."""
     return value_at(points, end) - value_at(points, start)
+
+
+IDLE_S = 0.5
+
+
+def idle_redis_cpu(redis_url: str, seconds: float = IDLE_S) -> float:
+    """Redis CPU seconds per second with no load but the sampler's own INFO traffic.
+
+    Measured before a group's first window and subtracted from every window's Redis CPU, so the
+    figure per request is the scheme's, not the observer's or Redis's background cron.
+    """
+    with Sampler({}, redis_url) as sampler:
+        time.sleep(seconds)
+    points = read_series(sampler.rows).get(("redis", "cpu_s"), [])
+    if len(points) < 2 or points[-1][0] <= points[0][0]:
+        return 0.0
+    return max(0.0, (points[-1][1] - points[0][1]) / (points[-1][0] - points[0][0]))
 
 
 STATE_PREFIXES = ("authbench:sess:", "authbench:fam:", "authbench:deny:", "authbench:famrevoked:")

@@ -4,7 +4,11 @@ It answers every request with the same small JSON (which claims to be the ``none
 keep-alive and nothing else, so it is far cheaper than any reference server: whatever rate
 Locust reaches against it is what the generator can do on this machine.
 
-    python -m loadtests.trivial_server PORT
+With a service time it becomes a target of known capacity: every request holds the one event
+loop for that long (a blocking wait, not CPU), so it serves at most 1 / service time requests per
+second whatever else the machine does. The capacity search is checked against it.
+
+    python -m loadtests.trivial_server PORT [SERVICE_US]
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 
 from loadtests.ports import free_port, wait_for_port
 from loadtests.processes import Service, spawn, stop
@@ -31,8 +36,9 @@ RESPONSE = (
 class TrivialProtocol(asyncio.Protocol):
     """Answers each complete request head (and its declared body) with RESPONSE."""
 
-    def __init__(self) -> None:
+    def __init__(self, service_s: float = 0.0) -> None:
         self.buffer = b""
+        self.service_s = service_s
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -55,13 +61,17 @@ class TrivialProtocol(asyncio.Protocol):
                 return
             self.buffer = self.buffer[end:]
             assert self.transport is not None
+            if self.service_s:
+                time.sleep(self.service_s)  # holds the whole loop: requests are served one by one
             self.transport.write(RESPONSE)
 
 
-async def serve(port: int) -> None:
+async def serve(port: int, service_us: float = 0.0) -> None:
     """Serve on 127.0.0.1:port until cancelled."""
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(TrivialProtocol, "127.0.0.1", port, backlog=2048)
+    server = await loop.create_server(
+        lambda: TrivialProtocol(service_us / 1e6), "127.0.0.1", port, backlog=2048
+    )
     async with server:
         await server.serve_forever()
 
@@ -69,16 +79,17 @@ async def serve(port: int) -> None:
 class TrivialServer(Service):
     """The trivial server as a child process on a free loopback port, stopped by its PID."""
 
-    def __init__(self, cpus: set[int] | None = None) -> None:
+    def __init__(self, cpus: set[int] | None = None, service_us: float = 0.0) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._cpus = cpus
+        self._service_us = service_us
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         """Launch the server and wait until it accepts connections."""
-        self._process = spawn([sys.executable, "-m", "loadtests.trivial_server", str(self.port)],
-                              self._cpus)  # fmt: skip
+        command = [sys.executable, "-m", "loadtests.trivial_server", str(self.port)]
+        self._process = spawn([*command, f"{self._service_us:g}"], self._cpus)
         if not wait_for_port("127.0.0.1", self.port, 10):
             self.close()
             raise OSError(f"the trivial server did not start on port {self.port}")
@@ -90,4 +101,4 @@ class TrivialServer(Service):
 
 
 if __name__ == "__main__":
-    asyncio.run(serve(int(sys.argv[1])))
+    asyncio.run(serve(int(sys.argv[1]), float(sys.argv[2]) if len(sys.argv) > 2 else 0.0))

@@ -5,6 +5,9 @@ refused; the credential is accepted by every node (a session made on one node wo
 others); a tampered credential is refused; after logout the credential is refused by every node
 (sessions, denylisted JWTs) or, for plain JWTs, the refresh family is revoked. A target that
 fails gets no numbers: the cell is recorded as failed with the reason.
+
+What the gate established is recorded as structured fields (``CHECKS``: name → what it means),
+each ``True`` when it was shown, so the analysis reads facts, never sentences.
 """
 
 from __future__ import annotations
@@ -21,6 +24,28 @@ PASSWORD = "bench-password"
 USER = "user0"
 
 
+IDENTITY = "identity"
+LOGIN = "login"
+ACCEPTED_EVERYWHERE = "accepted_on_every_node"
+JWKS_ALONE = "verified_with_jwks_alone"
+NO_PUBLIC_KEY = "no_public_key_published"
+TAMPER_REFUSED = "tampered_refused_everywhere"
+LOGOUT_EVERYWHERE = "logout_refused_on_every_node"
+FAMILY_REVOKED = "logout_revokes_refresh_family"
+THROUGH_BALANCER = "through_balancer"
+CHECKS = {
+    IDENTITY: "/healthz names the expected scheme, algorithm and store on every node",
+    LOGIN: "login works and a wrong password is refused",
+    ACCEPTED_EVERYWHERE: "a fresh credential is accepted on every node",
+    JWKS_ALONE: "the access token verifies with the published JWKS key alone",
+    NO_PUBLIC_KEY: "no public key is published (HMAC: every verifier holds the secret)",
+    TAMPER_REFUSED: "a tampered credential is refused on every node",
+    LOGOUT_EVERYWHERE: "after logout every node refuses the credential",
+    FAMILY_REVOKED: "logout revokes the refresh family (the access token lives to exp)",
+    THROUGH_BALANCER: "the same checks pass through the load balancer",
+}
+
+
 class VerifyFailed(Exception):
     """The target answered wrongly; the message says what and where."""
 
@@ -31,7 +56,7 @@ class VerifyResult:
 
     credential_header: str = ""
     credential_bytes: int = 0
-    checks: list[str] = field(default_factory=list)
+    checks: dict[str, bool] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -76,11 +101,12 @@ def _tampered(expected: Expected, headers: dict[str, str]) -> dict[str, str]:
 
 
 def _check_jwks(node: str, expected: Expected, headers: dict[str, str]) -> str:
+    """The check the JWKS endpoint passed (its key in ``CHECKS``)."""
     """Asymmetric: the access token verifies with the published public key alone."""
     jwks = call(node, "GET", "/.well-known/jwks.json")
     if expected.alg and expected.alg.startswith("HS"):
         _expect(jwks.status == 404, f"an HMAC server published a JWKS ({jwks.status})")
-        return "no public key published (HMAC: every verifier needs the secret)"
+        return NO_PUBLIC_KEY
     _expect(jwks.status == 200, f"JWKS answered {jwks.status}")
     token = headers["Authorization"].removeprefix("Bearer ")
     kid = jwt.get_unverified_header(token).get("kid")
@@ -92,7 +118,7 @@ def _check_jwks(node: str, expected: Expected, headers: dict[str, str]) -> str:
         jwt.decode(token, public, algorithms=[expected.alg], options={"verify_aud": False})
     except jwt.PyJWTError as exc:
         raise VerifyFailed(f"the token does not verify with its JWKS key: {exc}") from None
-    return "token verified with the published JWKS key alone"
+    return JWKS_ALONE
 
 
 def verify_target(nodes: list[str], expected: Expected) -> VerifyResult:
@@ -114,14 +140,14 @@ def _verify(nodes: list[str], expected: Expected) -> VerifyResult:
         _expect(identity == want, f"{node} reports {identity}, expected {want}")
         if expected.scheme == "jwt":
             _expect(body.get("denylist") == expected.denylist, f"{node} denylist setting differs")
-    result.checks.append("healthz identity on every node")
+    result.checks[IDENTITY] = True
 
     wrong = call(nodes[0], "POST", "/login", json_body={"username": USER, "password": "wrong"})
     _expect(wrong.status == 401, f"wrong password answered {wrong.status}, expected 401")
     login = call(nodes[0], "POST", "/login", json_body={"username": USER, "password": PASSWORD})
     _expect(login.status == 200, f"login answered {login.status}, expected 200")
     headers = _credential_headers(expected, login)
-    result.checks.append("login works, wrong password refused")
+    result.checks[LOGIN] = True
     if headers:
         name, value = next(iter(headers.items()))
         result.credential_header = name
@@ -135,18 +161,18 @@ def _verify(nodes: list[str], expected: Expected) -> VerifyResult:
         _expect(
             "auth;dur=" in me.headers.get("server-timing", ""), f"{node}/me lacks Server-Timing"
         )
-    result.checks.append("credential accepted on every node")
+    result.checks[ACCEPTED_EVERYWHERE] = True
     if expected.scheme == "none":
         return result
 
     if expected.scheme == "jwt":
-        result.checks.append(_check_jwks(nodes[0], expected, headers))
+        result.checks[_check_jwks(nodes[0], expected, headers)] = True
 
     forged = _tampered(expected, headers)
     for node in nodes:
         me = call(node, "GET", "/me", headers=forged)
         _expect(me.status == 401, f"{node} accepted a tampered credential ({me.status})")
-    result.checks.append("tampered credential refused on every node")
+    result.checks[TAMPER_REFUSED] = True
 
     refresh_token = (login.body or {}).get("refresh_token")
     logout_body = {"refresh_token": refresh_token} if refresh_token else None
@@ -156,9 +182,9 @@ def _verify(nodes: list[str], expected: Expected) -> VerifyResult:
         for node in nodes:
             me = call(node, "GET", "/me", headers=headers)
             _expect(me.status == 401, f"{node} still accepts a logged-out credential")
-        result.checks.append("logout seen by every node")
+        result.checks[LOGOUT_EVERYWHERE] = True
     else:
         again = call(nodes[0], "POST", "/refresh", json_body={"refresh_token": refresh_token})
         _expect(again.status == 401, f"refresh after logout answered {again.status}, expected 401")
-        result.checks.append("logout revokes the refresh family")
+        result.checks[FAMILY_REVOKED] = True
     return result

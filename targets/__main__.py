@@ -14,7 +14,7 @@ import uvicorn
 from targets.app import create_app
 from targets.context import build_context
 from targets.jwt_keys import KeysFolderError
-from targets.settings import Settings, SettingsError, parse_settings
+from targets.settings import ServerSettings, SettingsError, parse_settings
 
 PROG = "authbench-target"
 
@@ -25,7 +25,7 @@ def fail(message: str, code: int = 2) -> None:
     sys.exit(code)
 
 
-def bind(settings: Settings) -> socket.socket:
+def bind(settings: ServerSettings) -> socket.socket:
     """The listening socket, bound before any slow start-up work so a busy port fails fast."""
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)

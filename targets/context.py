@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from targets import redis_store
 from targets.http_errors import AuthFailure
 from targets.server_timing import ServerTiming
-from targets.settings import Settings
+from targets.settings import ServerSettings
 from targets.users import UserDirectory, load_users
 
 WRONG_CREDENTIALS = "invalid username or password"
@@ -30,7 +30,7 @@ class LoginRequest(BaseModel):
 class ServerContext:
     """What every scheme's routes share."""
 
-    settings: Settings
+    settings: ServerSettings
     users: UserDirectory
     keys_dir: Path
     redis: aioredis.Redis | None
@@ -55,7 +55,7 @@ class ServerContext:
         }
 
 
-def build_context(settings: Settings) -> ServerContext:
+def build_context(settings: ServerSettings) -> ServerContext:
     """Parse keys folder and users once, before serving; connect lazily to Redis if needed."""
     keys_dir = Path(settings.keys_dir or tempfile.mkdtemp(prefix="authbench-keys-"))
     users = load_users(keys_dir, settings.users, settings.kdf_iterations)

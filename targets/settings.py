@@ -41,7 +41,7 @@ class SettingsError(Exception):
 
 
 @dataclass(frozen=True)
-class Settings:
+class ServerSettings:
     """Everything a reference server needs to know, validated."""
 
     scheme: str
@@ -200,14 +200,14 @@ def _check_combinations(ns: argparse.Namespace) -> None:
 
 def parse_settings(
     argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
-) -> Settings:
+) -> ServerSettings:
     """Parse and validate the command line and its environment twins; raise SettingsError."""
     argv = list(sys.argv[1:] if argv is None else argv)
     environ = os.environ if environ is None else environ
     parser = _build_parser()
     ns = parser.parse_args(_argv_with_env(parser, argv, environ))
     _check_combinations(ns)
-    return Settings(
+    return ServerSettings(
         scheme=ns.scheme,
         alg=(ns.alg or DEFAULT_ALG) if ns.scheme == "jwt" else None,
         store=(ns.store or "redis") if ns.scheme == "session" else None,

@@ -17,6 +17,7 @@ from loadtests.locust_process import LOCUSTFILE
 from loadtests.nginx_balancer import check_config, render_config
 from loadtests.ports import free_port
 from loadtests.target_process import TargetNode, get_health
+from loadtests.verify import LOGOUT_EVERYWHERE, THROUGH_BALANCER
 from targets.settings import environment_variables
 from tests.conftest import StartTarget, run_matrix
 
@@ -101,10 +102,18 @@ def test_master_with_two_workers_merges_histograms_exactly(
         capture_output=True, text=True, timeout=120, env=env,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
+    merge = subprocess.run(
+        [sys.executable, "-m", "loadtests", "merge", str(tmp_path)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert merge.returncode == 0, merge.stderr
     generators = json.loads((tmp_path / "generators.json").read_text())
-    per_worker = generators["worker_requests"]
+    per_worker = {name: part["requests"] for name, part in generators["processes"].items()}
     assert len(per_worker) == 2 and all(count > 0 for count in per_worker.values())
     assert generators["merged_requests"] == sum(per_worker.values())
+    # Each worker's own Locust count since the window opened matches what it recorded.
+    for part in generators["processes"].values():
+        assert part["locust_since_open"] == part["seen_since_open"]
 
 
 @needs("nginx")
@@ -122,7 +131,8 @@ def test_multi_node_cell_behind_real_nginx_passes_the_gate_and_completes(tmp_pat
     cell = json.loads(next((run_dir / "cells").glob("*/cell.json")).read_text())
     assert cell["status"] == "complete", cell.get("reason")
     assert cell["load_balancing"].startswith("nginx")
-    assert "logout seen by every node" in cell["verify"]["checks"]
+    assert cell["verify"]["checks"][LOGOUT_EVERYWHERE] is True
+    assert cell["verify"]["checks"][THROUGH_BALANCER] is True
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["matrix"]["cells"][0]["balancer"] == "nginx"
 

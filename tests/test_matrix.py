@@ -25,18 +25,28 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_quick_matrix_covers_every_scheme_on_single_and_the_shared_store_on_multi() -> None:
+def test_quick_matrix_decides_with_intervals_equal_load_capacity_and_revocation() -> None:
     matrix = load_matrix("quick")
-    single = {(c.scheme, c.scenario) for c in matrix.cells if c.topology == "single"}
-    expected = ["none", "session-memory", "session-redis", "jwt-ES256+deny"]
-    expected += [f"jwt-{alg}" for alg in ALGORITHMS]
-    assert single == {(s, sc) for s in expected for sc in ("read", "login")}
-    multi = {(c.scheme, c.nodes) for c in matrix.cells if c.topology == "multi"}
-    assert {("session-redis", 2), ("jwt-HS256", 2), ("jwt-RS256", 2)} <= multi
+    core = {"none", "session-redis", "jwt-HS256", "jwt-RS256", "jwt-ES256"}
+    assert all(c.settings.repetitions >= 3 for c in matrix.cells if c.scenario != "revocation")
+    closed_read = {
+        c.scheme for c in matrix.cells if (c.scenario, c.settings.model) == ("read", "closed")
+    }
+    assert core | {"jwt-ES384"} <= closed_read
+    equal = {c.scheme for c in matrix.cells if c.settings.equal_load}
+    assert core <= equal
+    assert {c.scheme for c in matrix.capacity} >= core | {"jwt-ES384"}
+    revocation = {c.scheme: c for c in matrix.cells if c.scenario == "revocation"}
+    assert {"session-redis", "jwt-HS256", "jwt-ES256+deny"} <= set(revocation)
+    assert revocation["jwt-HS256"].settings.access_ttl <= 5  # observed, not computed
 
 
 def test_full_matrix_has_every_scenario_two_and_four_nodes_and_three_repetitions() -> None:
     matrix = load_matrix("full")
+    every = {"none", "session-memory", "session-redis", "jwt-ES256+deny"}
+    every |= {f"jwt-{alg}" for alg in ALGORITHMS}
+    assert every <= {c.scheme for c in matrix.capacity}
+    assert every <= {c.scheme for c in matrix.cells if c.settings.equal_load}
     assert {c.scenario for c in matrix.cells} == {
         "read", "login", "refresh", "logout", "mixed", "revocation"
     }  # fmt: skip
@@ -67,6 +77,17 @@ def test_full_matrix_has_every_scenario_two_and_four_nodes_and_three_repetitions
         ),
         (GOOD_GROUP.replace('"read"', '"refresh"'), "refresh needs a jwt scheme, not none"),
         ("[defaults]\nmodel = 'open'\n" + GOOD_GROUP, "the open model needs a rate above 0"),
+        ("[defaults]\nequal_load = true\n" + GOOD_GROUP, "equal load is an open-model setting"),
+        (
+            GOOD_GROUP + "[capacity]\nschemes = ['none']\ntopologies = ['single']\n"
+            "scenarios = ['read']\nrate = 5\n",
+            "capacity.rate: unknown key (valid: schemes",
+        ),
+        (
+            GOOD_GROUP + "[capacity]\nschemes = ['none']\ntopologies = ['single']\n"
+            "scenarios = ['read']\nslo_p99_ms = -1\n",
+            "capacity.slo_p99_ms: -1 must be at least 0",
+        ),
         ("[defaults]\nusers = 0\n" + GOOD_GROUP, "users: 0 must be at least 1"),
         ("description = 'no cells'\n", "cells: needs at least one [[cells]] group"),
         ("cells = [", "cannot read"),

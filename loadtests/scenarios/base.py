@@ -4,7 +4,10 @@ Configuration comes from the environment, so a scenario runs unchanged under the
 web UI or a container: ``AUTHBENCH_NODES`` (comma-separated base URLs; default: Locust's host),
 ``AUTHBENCH_USERS`` (the server's user population, default 1000), ``AUTHBENCH_MODEL``
 (``closed``: no wait between tasks; ``open``: a fixed arrival rate ``AUTHBENCH_RATE`` requests/s
-over all users, latency counted from each request's intended start).
+in total over all users of all Locust processes, latency counted from each request's intended
+start). In the open model each user sends every ``users / rate`` seconds, where ``users`` is the
+run's total user count (``-u``, or ``AUTHBENCH_LOAD_USERS`` for workers started apart), so K
+processes together offer the rate, not K times it.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import gevent
 from locust import FastHttpUser
 from locust.exception import StopUser
 
-from loadtests.recorder import INTENDED_START
+from loadtests.recorder import INTENDED_START, recorder
 
 PASSWORD = os.environ.get("AUTHBENCH_PASSWORD", "bench-password")
 SESSION_COOKIE = "session_id"
@@ -34,6 +37,18 @@ def node_urls(host: str | None) -> list[str]:
     if not host:
         raise StopUser("no target: pass --host or set AUTHBENCH_NODES")
     return [host.rstrip("/")]
+
+
+def total_users(environment: Any) -> int:
+    """The user count of the whole run, over every Locust process."""
+    given = os.environ.get("AUTHBENCH_LOAD_USERS")
+    if given:
+        return max(1, int(given))
+    options = getattr(environment, "parsed_options", None)
+    if options is not None and getattr(options, "num_users", None):
+        return max(1, int(options.num_users))
+    runner = environment.runner
+    return max(1, runner.target_user_count if runner else 1)
 
 
 @dataclass
@@ -78,6 +93,7 @@ class AuthbenchUser(FastHttpUser):
         if self._interval_s is not None:
             # Users start spread over one interval, so arrivals are even, not in bursts.
             self._intended = time.time() + random.uniform(0, self._interval_s)
+            recorder.add_schedule(self._intended, self._interval_s)
             gevent.sleep(max(0.0, self._intended - time.time()))
             self._pending_intended = self._intended
 
@@ -85,8 +101,7 @@ class AuthbenchUser(FastHttpUser):
         if os.environ.get("AUTHBENCH_MODEL", "closed") != "open":
             return None
         rate = float(os.environ["AUTHBENCH_RATE"])
-        users = max(1, self.environment.runner.target_user_count if self.environment.runner else 1)
-        return users / rate
+        return total_users(self.environment) / rate
 
     def url(self, path: str) -> str:
         """The next node's URL for ``path``: consecutive requests land on different nodes."""

@@ -1,0 +1,224 @@
+"""Running one cell: its services (Redis, nodes, balancer), the verify gate, the measured window.
+
+A cell's folder receives everything it measured (cell.json, the generator's parts and merged
+histograms, samples.csv, Locust's CSVs and log) before the next cell starts.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from loadtests.cell_metrics import cell_row
+from loadtests.console import Progress
+from loadtests.locust_process import LocustFailed, LocustRun
+from loadtests.matrix import Cell, Matrix
+from loadtests.nginx_balancer import NginxBalancer
+from loadtests.private_redis import PrivateRedis
+from loadtests.run_folder import utc_now, write_json
+from loadtests.sampling import Sampler, idle_redis_cpu, redis_key_memory
+from loadtests.target_process import TargetNode, start_nodes
+from loadtests.verify import THROUGH_BALANCER, Expected, VerifyFailed, verify_target
+
+
+@dataclass(frozen=True)
+class CpuPlan:
+    """Which CPUs the generator uses and which the servers and Redis use (None: no pinning)."""
+
+    generator: set[int] | None
+    servers: set[int] | None
+
+    @classmethod
+    def for_this_machine(cls, generator_processes: int = 1) -> CpuPlan:
+        """K generator processes get K CPUs where at least one is left for the servers."""
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            return cls(None, None)
+        generator = max(1, min(generator_processes, len(cpus) // 2))
+        return cls(set(cpus[:generator]), set(cpus[generator:]))
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "generator_cpus": sorted(self.generator) if self.generator else None,
+            "server_cpus": sorted(self.servers) if self.servers else None,
+            "pinned": self.generator is not None,
+        }
+
+
+@dataclass
+class Run:
+    """A run in progress: its folder, matrix and run-wide facts."""
+
+    run_dir: Path
+    matrix: Matrix
+    cpus: CpuPlan
+    keys_dir: Path
+    manifest: dict[str, Any]
+    ceilings: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def cells_dir(self) -> Path:
+        return self.run_dir / "cells"
+
+
+def expected_identity(cell: Cell) -> Expected:
+    """What the nodes of a cell must report at /healthz."""
+    if cell.scheme == "none":
+        return Expected("none", None, None, False)
+    if cell.scheme.startswith("session-"):
+        return Expected("session", None, cell.store, False)
+    return Expected("jwt", cell.alg, "redis", cell.denylist)
+
+
+def set_aside(cell_dir: Path) -> None:
+    """Keep an unfinished attempt's raw files under another name; never overwrite them."""
+    attempt = 1
+    while (target := cell_dir.with_name(f"{cell_dir.name}.attempt{attempt}")).exists():
+        attempt += 1
+    cell_dir.rename(target)
+
+
+@dataclass
+class GroupServices:
+    """What a group of cells runs against: nodes, their Redis, and an optional balancer."""
+
+    nodes: list[TargetNode]
+    redis_url: str | None
+    balancer: NginxBalancer | None
+    redis_idle_cpu_s_per_s: float | None = None
+
+    @property
+    def node_urls(self) -> list[str]:
+        return [node.url for node in self.nodes]
+
+    @property
+    def load_urls(self) -> list[str]:
+        """Where Locust sends requests: the balancer, or every node in turn."""
+        return [self.balancer.url] if self.balancer else self.node_urls
+
+
+@contextmanager
+def group_services(run: Run, cell: Cell, redis_url: str | None) -> Iterator[GroupServices]:
+    """Redis (private unless REDIS_URL), nodes and balancer of one group; stopped on exit."""
+    private: PrivateRedis | None = None
+    if cell.store == "redis" and redis_url is None:
+        private = PrivateRedis()
+    nodes: list[TargetNode] = []
+    balancer: NginxBalancer | None = None
+    try:
+        if private is not None:
+            private.start(run.cpus.servers)
+        url = private.url if private else (redis_url if cell.store == "redis" else None)
+        if url and private is None:
+            _check_reachable(url)
+        env = {"REDIS_URL": url} if url else {}
+        args = [*cell.server_args(), "--keys-dir", str(run.keys_dir)]
+        nodes = start_nodes(args, cell.nodes, env, run.cpus.servers)
+        if cell.settings.balancer == "nginx":
+            balancer = NginxBalancer([node.url for node in nodes], run.cpus.servers)
+            balancer.start()
+        idle = idle_redis_cpu(url) if url else None
+        yield GroupServices(nodes, url, balancer, idle)
+    finally:
+        if balancer is not None:
+            balancer.close()
+        for node in nodes:
+            node.stop()
+        if private is not None:
+            private.close()
+
+
+def _check_reachable(url: str) -> None:
+    """Fail fast, before starting nodes, when the user's Redis does not answer."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        client.ping()
+    finally:
+        client.close()
+
+
+def run_cell(
+    run: Run,
+    cell: Cell,
+    repetition: int,
+    services: GroupServices,
+    progress: Progress,
+    cell_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Verify, then measure one cell; write its folder; return its metrics row."""
+    cell_id = cell.cell_id(repetition)
+    cell_dir = cell_dir or run.cells_dir / cell_id
+    if cell_dir.exists():
+        set_aside(cell_dir)
+    cell_dir.mkdir(parents=True)
+    meta: dict[str, Any] = {
+        "cell_id": cell_id,
+        "repetition": repetition,
+        "cell": cell.describe(),
+        "status": "running",
+        "started": utc_now(),
+        "nodes": services.node_urls,
+        "load_balancing": _balancing(services),
+        "generator_ceiling_rps": run.ceilings.get(cell.settings.generator_processes),
+        "redis_idle_cpu_s_per_s": services.redis_idle_cpu_s_per_s,
+        **run.cpus.describe(),
+    }
+    write_json(cell_dir / "cell.json", meta)
+    try:
+        progress.phase("verify")
+        verified = verify_target(services.node_urls, expected_identity(cell))
+        if services.balancer is not None:
+            verify_target([services.balancer.url], expected_identity(cell))
+            verified.checks[THROUGH_BALANCER] = True
+        meta["verify"] = {
+            "checks": verified.checks,
+            "credential_header": verified.credential_header,
+            "credential_bytes": verified.credential_bytes,
+        }
+        progress.phase(
+            f"warm-up {cell.settings.warmup_s:g}s, measure {cell.settings.duration_s:g}s"
+        )
+        processes = {f"node{index}": node.pid for index, node in enumerate(services.nodes)}
+        if services.balancer is not None and services.balancer.pid is not None:
+            processes["balancer"] = services.balancer.pid
+        with Sampler(processes, services.redis_url) as sampler:
+            locust = LocustRun(cell, services.load_urls, cell_dir, run.cpus.generator)
+            try:
+                sampler.add_process("generator", locust.pid)
+                locust.wait()
+            finally:
+                locust.stop()
+        sampler.save(cell_dir / "samples.csv")
+        if services.redis_url:
+            meta["redis_key_memory"] = redis_key_memory(services.redis_url)
+        expect_results(cell_dir)
+        meta["status"] = "complete"
+    except VerifyFailed as exc:
+        meta.update(status="failed", reason=f"verify gate: {exc}")
+    except LocustFailed as exc:
+        meta.update(status="failed", reason=str(exc))
+    except BaseException:
+        meta.update(status="interrupted", reason="run interrupted during this cell")
+        raise
+    finally:
+        meta["ended"] = utc_now()
+        write_json(cell_dir / "cell.json", meta)
+    return cell_row(cell_dir)
+
+
+def _balancing(services: GroupServices) -> str | None:
+    if services.balancer is not None:
+        return "nginx round-robin with upstream keepalive"
+    return "client round-robin" if len(services.nodes) > 1 else None
+
+
+def expect_results(cell_dir: Path) -> None:
+    for name in ("hdr.json", "window.json", "locust_stats.csv"):
+        if not (cell_dir / name).exists():
+            raise LocustFailed(f"locust left no {name} (see {cell_dir / 'locust.log'})")

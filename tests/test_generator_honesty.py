@@ -1,0 +1,109 @@
+"""The open model tells the truth about the generator: lateness, unsent requests, K processes,
+and the capacity search finding a limit that is known in advance.
+
+Real Locust processes against the trivial server (answers at once, or after a fixed service
+time that caps it at a known rate), measured the way the runner measures a cell.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from loadtests.capacity import judge, search_rates
+from loadtests.cell_metrics import cell_row
+from loadtests.cell_run import CpuPlan
+from loadtests.locust_process import LocustRun
+from loadtests.matrix import Cell, CellSettings, SearchSettings
+from loadtests.run_folder import write_json
+from loadtests.sampling import Sampler
+from loadtests.trivial_server import TrivialServer
+
+
+def open_cell(rate: float, users: int, processes: int = 1, duration_s: float = 1.5) -> Cell:
+    """An open-model read cell against whatever answers like the none scheme."""
+    settings = CellSettings(
+        warmup_s=0.5, duration_s=duration_s, model="open", rate=rate,
+        generator_processes=processes,
+    )  # fmt: skip
+    return Cell("none", "single", 1, "read", users, settings)
+
+
+def measure(cell: Cell, url: str, folder: Path, cpus: CpuPlan) -> dict[str, Any]:
+    """Run one cell's Locust against url, sampling the generator; return its metrics row."""
+    folder.mkdir(parents=True)
+    meta = {"cell_id": cell.cell_id(1), "repetition": 1, "cell": cell.describe(),
+            "status": "complete", **cpus.describe()}  # fmt: skip
+    with Sampler({}, None) as sampler:
+        locust = LocustRun(cell, [url], folder, cpus.generator)
+        try:
+            sampler.add_process("generator", locust.pid)
+            locust.wait()
+        finally:
+            locust.stop()
+    sampler.save(folder / "samples.csv")
+    write_json(folder / "cell.json", meta)
+    return cell_row(folder)
+
+
+def test_unsent_and_late_requests_are_recorded_when_the_rate_exceeds_the_generator(
+    tmp_path: Path,
+) -> None:
+    cpus = CpuPlan.for_this_machine()
+    with TrivialServer(cpus.servers) as server:
+        row = measure(open_cell(rate=100_000, users=8), server.url, tmp_path / "cell", cpus)
+    generators = json.loads((tmp_path / "cell" / "generators.json").read_text())
+    window_s = row["window_s"]
+    assert abs(generators["planned_in_window"] - 100_000 * window_s) <= 8  # one per user at most
+    assert row["unsent"] > 0.5 * generators["planned_in_window"]
+    assert row["achieved_rps"] < 0.5 * row["offered_rps"]
+    assert row["late_p99_ms"] > 100
+    assert row["late"] is True
+
+
+def test_an_open_cell_within_reach_sends_everything_on_time(tmp_path: Path) -> None:
+    cpus = CpuPlan.for_this_machine()
+    with TrivialServer(cpus.servers) as server:
+        row = measure(open_cell(rate=300, users=8), server.url, tmp_path / "cell", cpus)
+    assert row["unsent"] == 0
+    assert 0.95 * 300 <= row["achieved_rps"] <= 1.05 * 300
+    assert row["late"] is False
+
+
+def test_two_processes_offer_the_total_rate_not_twice_it(tmp_path: Path) -> None:
+    cpus = CpuPlan.for_this_machine(generator_processes=2)
+    cell = open_cell(rate=400, users=8, processes=2, duration_s=2.0)
+    with TrivialServer(cpus.servers) as server:
+        row = measure(cell, server.url, tmp_path / "cell", cpus)
+    generators = json.loads((tmp_path / "cell" / "generators.json").read_text())
+    processes = generators["processes"]
+    assert len(processes) == 2
+    assert 0.9 * 400 <= row["achieved_rps"] <= 1.1 * 400  # not 800
+    for part in processes.values():
+        assert part["requests"] > 0.3 * generators["merged_requests"]
+        # Each process's own Locust count agrees with what its recorder saw.
+        assert part["locust_since_open"] == part["seen_since_open"]
+    assert generators["merged_requests"] == sum(p["requests"] for p in processes.values())
+    assert row["unsent"] == 0
+
+
+def test_capacity_search_finds_the_limit_of_a_fixed_cost_target(tmp_path: Path) -> None:
+    """A target that holds its loop 2 ms per request cannot serve more than 500 requests/s."""
+    cpus = CpuPlan.for_this_machine()
+    search = SearchSettings(slo_p99_ms=50.0)
+    probes: list[dict[str, Any]] = []
+
+    with TrivialServer(cpus.servers, service_us=2000) as server:
+
+        def probe(rate: float) -> Any:
+            folder = tmp_path / f"probe{len(probes) + 1:02d}"
+            row = measure(open_cell(rate=rate, users=16), server.url, folder, cpus)
+            probes.append(row)
+            return judge(row, search)
+
+        capacity, bound, steps = search_rates(probe, 300.0, 100.0, 25.0, max_steps=6)
+    assert 350 <= capacity <= 500, [(p["offered_rps"], p["p99_ms"]) for p in probes]
+    assert bound == "server"
+    assert steps == len(probes) <= 6
+    assert any(p["offered_rps"] >= 500 and p["p99_ms"] > 50 for p in probes)

@@ -1,0 +1,101 @@
+"""Intervals, the search's stepping and the open model's schedule count, on known numbers."""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+import pytest
+from scipy import stats as scipy_stats
+
+from analysis.stats import (
+    Estimate,
+    difference,
+    estimate,
+    pooled_floor,
+    repetitions_to_separate,
+)
+from loadtests.capacity import Verdict, search_rates
+from loadtests.schedule import planned_sends
+
+
+def test_interval_is_student_t_around_the_mean_it_shows() -> None:
+    values = [100.0, 104.0, 109.0]
+    found = estimate(values)
+    half = scipy_stats.t.ppf(0.975, 2) * statistics.stdev(values) / math.sqrt(3)
+    assert found.value == pytest.approx(statistics.fmean(values))
+    assert (found.low, found.high) == pytest.approx((found.value - half, found.value + half))
+    assert found.value - found.low == pytest.approx(found.high - found.value)  # centred
+
+
+def test_three_agreeing_repetitions_still_get_the_runs_typical_spread() -> None:
+    """Bug caught: three repetitions that agree by chance would claim a tiny interval."""
+    floor = pooled_floor([[100, 110, 90], [50, 55, 45], [10, 10.5, 9.5]])
+    assert floor == pytest.approx(0.1)
+    lucky = estimate([200.0, 200.1, 199.9], floor)
+    assert lucky.spread == pytest.approx(0.1 * 200.0)
+    assert lucky.high - lucky.low > 40
+
+
+def test_one_repetition_has_no_interval_and_never_separates() -> None:
+    single = estimate([200.0])
+    assert not single.has_interval and "no interval" in single.text()
+    far = estimate([1000.0, 1001.0, 999.0])
+    assert single.overlaps(far) and far.overlaps(single)
+
+
+def test_repetitions_to_separate_are_the_first_n_whose_intervals_part() -> None:
+    a = Estimate(100.0, 90.0, 110.0, 3, 8.0)
+    for other_value in (104.0, 116.0, 140.0):
+        other = Estimate(other_value, other_value - 10, other_value + 10, 3, 8.0)
+        n = repetitions_to_separate(a, other)
+        assert n is not None
+
+        def half(k: int) -> float:
+            return scipy_stats.t.ppf(0.975, k - 1) * 8.0 / math.sqrt(k)
+
+        assert 2 * half(n) < other_value - 100.0  # separated at n …
+        assert n == 2 or 2 * half(n - 1) >= other_value - 100.0  # … and not one sooner
+    assert repetitions_to_separate(a, a) is None
+
+
+def test_difference_combines_both_half_widths() -> None:
+    d = difference(Estimate(130.0, 120.0, 140.0, 3, 5.0), Estimate(100.0, 97.0, 103.0, 3, 2.0))
+    assert d.value == 30.0
+    assert d.high - d.value == pytest.approx(math.hypot(10.0, 3.0))
+
+
+@pytest.mark.parametrize(
+    ("first", "interval", "start", "end", "expected"),
+    [
+        (0.0, 0.1, 1.0, 2.0, 10),  # 1.0, 1.1, … 1.9
+        (0.05, 0.1, 1.0, 2.0, 10),  # 1.05 … 1.95
+        (1.5, 0.1, 1.0, 2.0, 5),  # begins inside the window
+        (3.0, 0.1, 1.0, 2.0, 0),  # begins after it
+    ],
+)
+def test_planned_sends_counts_schedule_points_inside_the_window(
+    first: float, interval: float, start: float, end: float, expected: int
+) -> None:
+    assert planned_sends(first, interval, start, end) == expected
+
+
+def test_search_steps_up_backs_off_and_halves_to_the_resolution() -> None:
+    limit = 730.0
+    probed: list[float] = []
+
+    def probe(rate: float) -> Verdict:
+        probed.append(rate)
+        return Verdict(rate, rate <= limit, None if rate <= limit else "server")
+
+    capacity, bound, steps = search_rates(probe, 400.0, 200.0, 50.0, max_steps=10)
+    assert probed == [400.0, 600.0, 800.0, 700.0, 750.0]
+    assert (capacity, bound, steps) == (700.0, "server", 5)
+
+
+def test_search_halves_a_start_that_was_already_too_high() -> None:
+    def probe(rate: float) -> Verdict:
+        return Verdict(rate, rate <= 130.0, "errors")
+
+    capacity, bound, _ = search_rates(probe, 1000.0, 300.0, 20.0, max_steps=12)
+    assert 100.0 <= capacity <= 130.0 and bound == "errors"
