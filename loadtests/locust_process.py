@@ -69,6 +69,7 @@ def locust_environment(cell: Cell, nodes: list[str], cell_dir: Path) -> dict[str
         "AUTHBENCH_HDR_OUT": str(cell_dir / "hdr.json"),
         "AUTHBENCH_MODEL": settings.model,
         "AUTHBENCH_LOAD_USERS": str(cell.users),
+        "AUTHBENCH_STOP_AFTER_WINDOW": f"{DRAIN_S if settings.model == 'open' else 0.0:g}",
     }
     if settings.model == "open":
         env["AUTHBENCH_RATE"] = f"{settings.rate:g}"

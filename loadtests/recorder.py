@@ -153,12 +153,23 @@ events.request.add_listener(recorder.on_request)
 
 
 def _open_window(environment: Environment) -> None:
-    """Open the window and reset Locust's statistics at the same instant (no yield between)."""
+    """Open the window and reset Locust's statistics at the same instant (no yield between).
+
+    With ``AUTHBENCH_STOP_AFTER_WINDOW`` set (the runner sets it), the lone process or the
+    master ends the test once the window and the drain time after it are over, rather than at
+    Locust's whole-second ``--run-time``, which stays as the upper bound.
+    """
     if recorder.warmup_s > 0:
         gevent.sleep(recorder.warmup_s)
     recorder.open_window()
     if environment.stats is not None:
         environment.stats.reset_all()
+    runner = environment.runner
+    stop_after = os.environ.get("AUTHBENCH_STOP_AFTER_WINDOW")
+    if stop_after and recorder.duration_s is not None and not isinstance(runner, WorkerRunner):
+        gevent.sleep(recorder.duration_s + float(stop_after))
+        if runner is not None:
+            runner.quit()
 
 
 def _locust_count(environment: Environment) -> int:
