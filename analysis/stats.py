@@ -94,7 +94,9 @@ def estimate(values: list[float | None], floor: float = 0.0) -> Estimate:
         return Estimate(mean, math.nan, math.nan, 1, math.nan)
     spread = max(statistics.stdev(numbers), floor * abs(mean))
     half = t_critical(len(numbers) - 1) * spread / math.sqrt(len(numbers))
-    return Estimate(mean, mean - half, mean + half, len(numbers), spread)
+    # A quantity that cannot be negative (every repetition ≥ 0) is not given a negative bound.
+    low = max(mean - half, 0.0) if min(numbers) >= 0 else mean - half
+    return Estimate(mean, low, mean + half, len(numbers), spread)
 
 
 def repetitions_to_separate(a: Estimate, b: Estimate, most: int = 10_000) -> int | None:

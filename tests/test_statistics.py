@@ -37,6 +37,13 @@ def test_three_agreeing_repetitions_still_get_the_runs_typical_spread() -> None:
     assert lucky.high - lucky.low > 40
 
 
+def test_a_quantity_that_cannot_be_negative_gets_no_negative_bound() -> None:
+    wide = estimate([1.0, 2.0, 12.0])
+    assert wide.low == 0.0 and wide.high > 12.0
+    signed = estimate([-1.0, 2.0, 12.0])
+    assert signed.low < 0
+
+
 def test_one_repetition_has_no_interval_and_never_separates() -> None:
     single = estimate([200.0])
     assert not single.has_interval and "no interval" in single.text()
