@@ -163,7 +163,9 @@ def jwts_scale_statelessly(run: RunData) -> Claim:
         if found is None:
             continue
         commands = found[0].value
-        evidence.append(f"{scheme}: {commands:.2f} Redis commands per read (counted, exact)")
+        evidence.append(
+            f"{scheme}: {commands:.2f} Redis commands per read (counted from Redis INFO)"
+        )
         if scheme == "session-redis":
             session_count = commands
         elif not scheme.endswith("+deny"):
