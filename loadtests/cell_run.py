@@ -36,7 +36,7 @@ class CpuPlan:
 
     @classmethod
     def for_this_machine(cls, generator_processes: int = 1) -> CpuPlan:
-        """K generator processes get K CPUs where at least one is left for the servers."""
+        """K generator processes get K CPUs of their own where the machine has at least 2K."""
         cpus = sorted(os.sched_getaffinity(0))
         if len(cpus) < 2:
             return cls(None, None)

@@ -24,7 +24,7 @@ import redis
 
 from loadtests.calibration import calibrate
 from loadtests.capacity import capacity_rows, write_capacity
-from loadtests.capacity_search import closed_throughput, run_searches
+from loadtests.capacity_search import closed_throughput, run_searches, search_done
 from loadtests.cell_metrics import cell_row, metrics_rows, write_metrics
 from loadtests.cell_run import CpuPlan, Run, expect_results, group_services, run_cell, set_aside
 from loadtests.console import Progress, cell_outcome, summary_table
@@ -202,7 +202,7 @@ def _ensure_ceilings(run: Run, progress: Progress) -> None:
 def _calibrate(run: Run, when: str, redis_url: str | None, progress: Progress) -> None:
     """Time the reference workload (``start`` once per run; ``end`` after every session)."""
     recorded = run.manifest.setdefault("calibration", {})
-    if when in recorded and when == "start":
+    if when == "start" and when in recorded:
         return
     progress.note(f"calibration ({when})…")
     if redis_url:
@@ -290,8 +290,9 @@ def execute(run: Run, with_micro: bool = True) -> list[dict[str, Any]]:
     groups = interleaved_groups(run.matrix)
     fixed = [group for group in groups if not group[0][0].settings.equal_load]
     equal = [group for group in groups if group[0][0].settings.equal_load]
+    searches_left = sum(1 for cell in run.matrix.capacity if not search_done(run, cell))
     total = sum(len(group) for group in groups) + len(run.matrix.capacity)
-    progress = Progress(total, total - _pending(run, groups) - len(run.matrix.capacity))
+    progress = Progress(total, total - _pending(run, groups) - searches_left)
     redis_url = redis_url_from_env()
     try:
         _calibrate(run, "start", redis_url, progress)
