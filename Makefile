@@ -9,13 +9,14 @@ PORT ?= 8000
 HOST ?= http://127.0.0.1:$(PORT)
 MATRIX ?= quick
 RUN ?= latest
+WORKLOAD ?= workloads/example.toml
 REPLICAS ?= 2
 WORKERS ?= 2
 TARGET ?= http://nginx:80
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test bench bench-full resume report compare micro serve locust compose-up \
+.PHONY: help setup test bench bench-full resume report compare decide history micro serve locust compose-up \
 	compose-bench compose-down lint format clean
 
 help: ## list the targets
@@ -50,6 +51,12 @@ report: $(READY) ## rebuild a run's figures and report from its raw files: make 
 
 compare: $(READY) ## two runs side by side: make compare A=<run-id> B=<run-id>
 	$(PY) -m analysis compare $(A) $(B)
+
+decide: $(READY) ## cores and cost per scheme for your workload: make decide WORKLOAD=file.toml [RUN=latest]
+	$(PY) -m analysis decide $(RUN) --workload $(WORKLOAD)
+
+history: $(READY) ## index every run and chart the headline figures across them (results/history/)
+	$(PY) -m analysis history
 
 micro: $(READY) ## print the in-process cost of each primitive (make bench saves it as micro.csv)
 	$(PY) -m loadtests micro

@@ -1,4 +1,4 @@
-"""``python -m analysis report RUN`` and ``python -m analysis compare A B``.
+"""``python -m analysis report RUN``, ``compare A B`` and ``decide RUN --workload FILE``.
 
 RUN may be a run folder or a run id under ``results/`` (``latest`` works). Problems end with one
 line on stderr and a non-zero exit.
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from analysis.tidy import RunFolderError, load_run
+from analysis.workload import WorkloadError
 
 PROG = "python -m analysis"
 
@@ -39,10 +40,28 @@ def main(argv: list[str] | None = None) -> None:
     compare.add_argument("a", help="run folder or id (before)")
     compare.add_argument("b", help="run folder or id (after)")
     compare.add_argument("--out", help="folder for the comparison (default: results/compare-A-B)")
+    commands.add_parser("history", help="index the runs and chart headline figures across them")
+    decide = commands.add_parser("decide", help="cores and cost per scheme for your workload")
+    decide.add_argument("run", help="run folder or run id")
+    decide.add_argument("--workload", required=True, help="workload TOML (workloads/example.toml)")
     args = parser.parse_args(argv)
     root = Path(args.results)
     try:
-        if args.command == "report":
+        if args.command == "history":
+            from analysis.history import write_history
+
+            flagged, paths = write_history(root)
+            for change in flagged:
+                print(
+                    f"{change.kind}: {change.scheme} {change.before.run_id} → {change.after.run_id}"
+                )
+            for path in paths:
+                print(f"history: {path}")
+        elif args.command == "decide":
+            from analysis.decide import decide
+
+            print(decide(load_run(resolve_run(args.run, root)), Path(args.workload)))
+        elif args.command == "report":
             from analysis.report import write_report
 
             html_path, md_path = write_report(load_run(resolve_run(args.run, root)))
@@ -56,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
             out = Path(args.out) if args.out else default
             for path in write_comparison(before, after, out):
                 print(f"comparison: {path}")
-    except RunFolderError as exc:
+    except (RunFolderError, WorkloadError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         sys.exit(2)
 

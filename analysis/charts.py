@@ -102,7 +102,8 @@ def _stamp(figure: Figure, run: RunData) -> None:
     )
 
 
-def _save(figure: Figure, run: RunData, out: Path, name: str) -> tuple[Path, Path]:
+def save_figure(figure: Figure, run: RunData, out: Path, name: str) -> tuple[Path, Path]:
+    """Stamp the run id, then save the figure as PNG and SVG."""
     _stamp(figure, run)
     figure.tight_layout(rect=(0, 0.02, 1, 1))
     png, svg = out / f"{name}.png", out / f"{name}.svg"
@@ -191,7 +192,7 @@ def _percentile_chart(run: RunData, out: Path, rows: list, title: str, name: str
     axis.set_title(title)
     axis.legend(title="percentile (lighter → higher)", fontsize=8)
     axis.grid(axis="y", alpha=0.3, which="both")
-    png, svg = _save(figure, run, out, name)
+    png, svg = save_figure(figure, run, out, name)
     return _chart(name, png, svg)
 
 
@@ -205,7 +206,7 @@ def throughput_chart(run: RunData, out: Path) -> Chart | None:
         _bars(axis, rows, "rps")
         axis.set_ylabel("throughput (requests/s)")
         axis.set_title(f"{scenario} (single node)")
-    png, svg = _save(figure, run, out, "throughput")
+    png, svg = save_figure(figure, run, out, "throughput")
     return _chart("throughput", png, svg)
 
 
@@ -230,7 +231,7 @@ def cpu_split_chart(run: RunData, out: Path) -> Chart | None:
     _bars(auth_axis, authed, "auth_compute_mean_us")
     auth_axis.set_ylabel("auth step per request (µs, wall time)")
     auth_axis.set_title("the auth step alone (Server-Timing, not CPU)")
-    png, svg = _save(figure, run, out, "cpu_per_request")
+    png, svg = save_figure(figure, run, out, "cpu_per_request")
     return _chart("cpu_per_request", png, svg)
 
 
@@ -258,7 +259,7 @@ def capacity_chart(run: RunData, out: Path) -> Chart | None:
     slo = rows[0]["slo_p99_ms"] if rows else 0
     axis.set_title(f"read: capacity at p99 ≤ {slo:g} ms (label: what stopped the search)")
     axis.grid(axis="y", alpha=0.3)
-    png, svg = _save(figure, run, out, "capacity")
+    png, svg = save_figure(figure, run, out, "capacity")
     return _chart("capacity", png, svg)
 
 
@@ -276,7 +277,7 @@ def store_chart(run: RunData, out: Path) -> Chart | None:
         _bars(axis, rows, metric)
         axis.set_ylabel(label)
     axes[1].set_title("read: what each scheme asks of the shared store")
-    png, svg = _save(figure, run, out, "store_overhead")
+    png, svg = save_figure(figure, run, out, "store_overhead")
     return _chart("store_overhead", png, svg)
 
 
@@ -288,7 +289,7 @@ def credential_chart(run: RunData, out: Path) -> Chart | None:
     _bars(axis, rows, "credential_bytes")
     axis.set_ylabel("credential header on the wire (bytes)")
     axis.set_title("Credential size sent with every request")
-    png, svg = _save(figure, run, out, "credential_size")
+    png, svg = save_figure(figure, run, out, "credential_size")
     return _chart("credential_size", png, svg)
 
 
@@ -336,7 +337,7 @@ def scaling_chart(run: RunData, out: Path) -> Chart | None:
         axis.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     axes[0].set_title("read: 1 → N nodes sharing one Redis")
-    png, svg = _save(figure, run, out, "scaling")
+    png, svg = save_figure(figure, run, out, "scaling")
     return _chart("scaling", png, svg)
 
 
@@ -368,7 +369,7 @@ def revocation_chart(run: RunData, out: Path) -> Chart | None:
     axis.set_ylabel("logout response → refused (ms, log)")
     axis.set_title("Revocation delay, observed on every node")
     axis.grid(axis="y", alpha=0.3, which="both")
-    png, svg = _save(figure, run, out, "revocation")
+    png, svg = save_figure(figure, run, out, "revocation")
     return _chart("revocation", png, svg)
 
 
@@ -419,7 +420,7 @@ def micro_chart(run: RunData, out: Path) -> Chart | None:
     axis.set_title("Micro benchmark vs the same work inside the loaded server (read)")
     axis.legend(fontsize=8)
     axis.grid(axis="y", alpha=0.3)
-    png, svg = _save(figure, run, out, "micro_vs_server")
+    png, svg = save_figure(figure, run, out, "micro_vs_server")
     return _chart("micro_vs_server", png, svg)
 
 

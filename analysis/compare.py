@@ -110,6 +110,7 @@ def warnings(before: RunData, after: RunData) -> list[str]:
     cpu_b = after.manifest.get("environment", {}).get("cpu_model")
     if cpu_a != cpu_b:
         notes.append(f"different CPUs: {cpu_a} vs {cpu_b}")
+    notes.append("every run over time, calibration-normalised: `make history` → results/history/")
     return notes + matched(before, after)[1]
 
 

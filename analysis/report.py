@@ -14,10 +14,14 @@ from typing import Any
 
 from analysis.charts import Chart, draw_all
 from analysis.claims import Claim, check_claims
+from analysis.cost import cheapest, sizing_table, sizings
 from analysis.decision import HEADERS, decision_rows
 from analysis.tidy import RunData
+from analysis.ttl_chart import ttl_chart
+from analysis.workload import Workload, load_workload
 from loadtests.calibration import REFERENCES, calibration_ratio
 
+WORKLOAD_FILE = "workload.toml"
 WIDE_INTERVAL = 0.30
 DRIFT_WARNING = 0.10
 CSS = """
@@ -44,7 +48,51 @@ class Report:
     charts: list[Chart]
     methodology: list[tuple[str, str]]
     capacity: list[list[str]] = field(default_factory=list)
+    workload: WorkloadSection | None = None
     warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class WorkloadSection:
+    """The team's workload sized on this run: what was asked, the table, the answer."""
+
+    asked: str
+    headers: list[str]
+    rows: list[list[str]]
+    verdict: str
+    caveats: list[str]
+
+
+def workload_section(run: RunData) -> tuple[WorkloadSection | None, Workload | None]:
+    """The section for the run folder's workload.toml (left there by ``make decide``), if any."""
+    path = run.run_dir / WORKLOAD_FILE
+    if not path.exists():
+        return None, None
+    workload = load_workload(path)
+    rows = sizings(run, workload)
+    table = sizing_table(rows, workload)
+    asked = ", ".join(
+        f"{name.replace('_', ' ')} {value:g}"
+        for name, value in vars(workload).items()
+        if value is not None
+    )
+    caveats = [
+        f"headroom {workload.headroom:.0%}: every figure is sized for cores "
+        f"{1 - workload.headroom:.0%} busy",
+        "Redis is one process: its cores above 1 mean sharding, not a bigger machine",
+        "network, TLS, the application's own work and the load balancer are left out: this "
+        "is the authentication layer's share, measured on this run's machine (see calibration)",
+    ]
+    if workload.store_delay_ms:
+        caveats.append(
+            f"Redis {workload.store_delay_ms:g} ms away: this run measured loopback, so a "
+            "session's latency and a denylist lookup cost more than shown here"
+        )
+    _, verdict = cheapest(rows)
+    section = WorkloadSection(
+        asked, list(table.columns), table.astype(str).values.tolist(), verdict, caveats
+    )
+    return section, workload
 
 
 def _kdf_iterations(run: RunData) -> str:
@@ -258,14 +306,18 @@ def capacity_table(run: RunData) -> list[list[str]]:
 
 def build_report(run: RunData, figures_dir: Path) -> Report:
     """Everything the report shows, with the charts drawn into figures_dir."""
+    section, workload = workload_section(run)
+    charts = draw_all(run, figures_dir)
+    tradeoff = ttl_chart(run, figures_dir, workload)
     return Report(
         run=run,
         title=f"authbench report: {run.run_id}",
         decision=[row.cells for row in decision_rows(run)],
         claims=check_claims(run),
         capacity=capacity_table(run),
-        charts=draw_all(run, figures_dir),
+        charts=[*charts, tradeoff] if tradeoff else charts,
         methodology=methodology(run),
+        workload=section,
         warnings=warnings(run),
     )
 
@@ -300,6 +352,13 @@ def render_html(report: Report) -> str:
             + "".join(f"<li>{e(item)}</li>" for item in claim.evidence)
             + "</ul>"
         )
+    if report.workload:
+        w = report.workload
+        parts.append("<h2 id='workload'>Your workload</h2>")
+        parts.append(f"<p>{e(w.asked)}</p>")
+        parts.append(_html_table(w.headers, w.rows, "workload-table"))
+        parts.append(f"<p><b>{e(w.verdict)}</b></p><ul>")
+        parts += [f"<li>{e(c)}</li>" for c in w.caveats] + ["</ul>"]
     if report.capacity:
         parts.append("<h2 id='capacity'>Capacity at the SLO</h2>")
         parts.append(_html_table(CAPACITY_HEADERS, report.capacity, "capacity-table"))
@@ -357,6 +416,10 @@ def render_markdown(report: Report, report_dir: Path) -> str:
         parts.append(f"### {claim.claim}: **{claim.verdict}**")
         parts += [f"- {item}" for item in claim.evidence]
         parts.append("")
+    if report.workload:
+        w = report.workload
+        parts += ["## Your workload", "", w.asked, "", _md_table(w.headers, w.rows), ""]
+        parts += [f"**{w.verdict}**", "", *[f"- {c}" for c in w.caveats], ""]
     if report.capacity:
         parts += ["## Capacity at the SLO", "", _md_table(CAPACITY_HEADERS, report.capacity), ""]
     parts += ["## Charts", ""]

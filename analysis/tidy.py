@@ -23,7 +23,9 @@ from loadtests.capacity import capacity_rows
 from loadtests.cell_metrics import metrics_rows
 from loadtests.run_folder import SCHEMA_VERSION
 
-CELL_KEY = ["scheme", "topology", "nodes", "balancer", "scenario", "users", "model", "rate"]
+CELL_KEY = [
+    "scheme", "topology", "nodes", "balancer", "scenario", "users", "model", "rate", "access_ttl",
+]  # fmt: skip
 HEADLINE_DEFAULTS = {"model": "closed", "balancer": "client"}
 SUMMARISED = (
     "rps", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms", "min_ms",
@@ -156,7 +158,6 @@ def summarise(cells: pd.DataFrame) -> pd.DataFrame:
         record["usable"] = not (record["saturated"] or record["late"])
         record["equal_load"] = bool(group["equal_load"].astype(bool).any())
         record["revocation_method"] = group["revocation_method"].dropna().max()
-        record["access_ttl"] = group["access_ttl"].dropna().max()
         record["window_s"] = float(group["window_s"].mean())
         for metric in SUMMARISED:
             values = pd.to_numeric(group[metric], errors="coerce").tolist()

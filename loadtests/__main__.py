@@ -7,6 +7,7 @@ after writing everything it measured (``--resume`` tries the failed cells again)
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -35,6 +36,10 @@ def command_micro(args: argparse.Namespace) -> None:
         print(f"\nmicro benchmark written to {args.out}")
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def command_run(args: argparse.Namespace) -> None:
     """Run a matrix (or resume a run) into results/, then print the summary."""
     results_root = Path(args.out)
@@ -47,6 +52,8 @@ def command_run(args: argparse.Namespace) -> None:
     )
     print(f"run {run.run_dir.name}: {len(run.matrix.cells)} cells, up to "
           f"{run.matrix.repetitions} repetition(s) from {run.matrix.source}")  # fmt: skip
+    # A polite kill (SIGTERM) stops the run like Ctrl-C: finished cells kept, no stray process.
+    signal.signal(signal.SIGTERM, _interrupt)
     rows = execute(run, with_micro=not args.no_micro)
     failed = print_summary(rows, run)
     if failed:

@@ -35,7 +35,8 @@ GENERATOR_BOUND_PCT = 80.0
 COLUMNS = [
     "scheme", "scenario", "topology", "nodes", "slo_p99_ms", "capacity_rps",
     "capacity_rps_per_server_cpu", "bound", "steps", "server_cpus", "slo_error_rate",
-    "min_achieved", "server_cpu_us_per_req_at_capacity", "p99_ms_at_capacity", "search_id",
+    "min_achieved", "server_cpu_us_per_req_at_capacity", "p99_ms_at_capacity", "resolution_rps",
+    "search_id",
 ]  # fmt: skip
 
 
@@ -162,6 +163,7 @@ def capacity_rows(run_dir: Path) -> list[dict[str, Any]]:
                 "min_achieved": search.min_achieved,
                 "server_cpu_us_per_req_at_capacity": at_capacity.get("server_cpu_us_per_req"),
                 "p99_ms_at_capacity": at_capacity.get("p99_ms"),
+                "resolution_rps": round(record["plan"]["resolution_rps"], 1),
                 "search_id": path.parent.name,
             }
         )

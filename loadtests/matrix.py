@@ -93,13 +93,15 @@ class Cell:
         return self.scheme.endswith("+deny")
 
     def cell_id(self, repetition: int) -> str:
-        """Folder name: the axes in a fixed order, then the repetition."""
+        """Folder name: the axes in a fixed order (a JWT's non-default TTL too), the repetition."""
         balancer = "-nginx" if self.settings.balancer == "nginx" else ""
         processes = self.settings.generator_processes
         generator = f"-g{processes}" if processes > 1 else ""
+        ttl = self.settings.access_ttl
+        lifetime = f"-ttl{ttl}" if self.is_jwt and ttl != CellSettings.access_ttl else ""
         return (
             f"{self.scheme}__{self.topology}-{self.nodes}{balancer}__{self.scenario}"
-            f"__{self.load_label}-{self.users}u{generator}__r{repetition}"
+            f"__{self.load_label}-{self.users}u{generator}{lifetime}__r{repetition}"
         )
 
     @property

@@ -121,5 +121,5 @@ def test_runner_refuses_a_bad_matrix_before_starting_anything(tmp_path: Path) ->
 
 
 def test_unknown_matrix_name_lists_the_shipped_ones() -> None:
-    with pytest.raises(MatrixError, match="shipped: balancer, full, quick"):
+    with pytest.raises(MatrixError, match="shipped: balancer, full, quick, ttl"):
         load_matrix("medium")

@@ -1,0 +1,27 @@
+"""``make decide``: size a team's workload on a run's measurements and put it in the report.
+
+The workload file is copied into the run folder as ``workload.toml`` (so the report's section is
+rebuilt from the run folder alone, like every other figure), the report is rebuilt, and the
+table is returned for the console.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from analysis.cost import cheapest, sizing_table, sizings
+from analysis.report import WORKLOAD_FILE, write_report
+from analysis.tidy import RunData
+from analysis.workload import load_workload
+
+
+def decide(run: RunData, workload_path: Path) -> str:
+    """Validate the workload, keep a copy with the run, rebuild the report; the console text."""
+    workload = load_workload(workload_path)
+    shutil.copyfile(workload_path, run.run_dir / WORKLOAD_FILE)
+    html_path, _ = write_report(run)
+    rows = sizings(run, workload)
+    _, verdict = cheapest(rows)
+    table = sizing_table(rows, workload).drop(columns=["notes"]).to_string(index=False)
+    return f"{table}\n\n{verdict}\nreport: {html_path}"
