@@ -97,9 +97,11 @@ def _chart(name: str, png: Path, svg: Path) -> Chart:
 
 
 def _stamp(figure: Figure, run: RunData) -> None:
-    figure.text(
-        0.995, 0.005, f"run {run.run_id}", ha="right", va="bottom", fontsize=7, color="#666666"
-    )
+    """The run id and the machine in a corner: a chart taken out of the report keeps both."""
+    environment = run.manifest.get("environment", {})
+    machine = f"{environment.get('cpu_model', 'unknown CPU')}, {environment.get('cpu_count')} CPUs"
+    figure.text(0.995, 0.005, f"run {run.run_id} · {machine}", ha="right", va="bottom",
+                fontsize=7, color="#666666")  # fmt: skip
 
 
 def save_figure(figure: Figure, run: RunData, out: Path, name: str) -> tuple[Path, Path]:

@@ -252,6 +252,18 @@ def cheapest(rows: list[Sizing]) -> tuple[Sizing | None, str]:
     return best, f"{best.label} is cheapest, {margin:.2f} cores below {runner_up.label}"
 
 
+def unmet_windows(rows: list[Sizing], workload: Workload) -> list[str]:
+    """Plain sentences for requirements no scheme of a kind can meet."""
+    limit = workload.max_revocation_window_s
+    plain = [r for r in rows if r.access_ttl_s is not None]
+    if limit is not None and plain and not any(r.meets_window for r in plain):
+        return [
+            f"No access-token lifetime meets a {limit:g} s revocation window: plain JWTs are "
+            "out; only sessions or a denylist revoke in time"
+        ]
+    return []
+
+
 def _window_text(seconds: float | None) -> str:
     if seconds is None:
         return "n/a"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from analysis.cost import cheapest, sizing_table, sizings
+from analysis.cost import cheapest, sizing_table, sizings, unmet_windows
 from analysis.report import WORKLOAD_FILE, write_report
 from analysis.tidy import RunData
 from analysis.workload import load_workload
@@ -23,5 +23,6 @@ def decide(run: RunData, workload_path: Path) -> str:
     html_path, _ = write_report(run)
     rows = sizings(run, workload)
     _, verdict = cheapest(rows)
+    verdict = "\n".join([*unmet_windows(rows, workload), verdict])
     table = sizing_table(rows, workload).drop(columns=["notes"]).to_string(index=False)
     return f"{table}\n\n{verdict}\nreport: {html_path}"

@@ -14,7 +14,7 @@ from typing import Any
 
 from analysis.charts import Chart, draw_all
 from analysis.claims import Claim, check_claims
-from analysis.cost import cheapest, sizing_table, sizings
+from analysis.cost import cheapest, sizing_table, sizings, unmet_windows
 from analysis.decision import HEADERS, decision_rows
 from analysis.tidy import RunData
 from analysis.ttl_chart import ttl_chart
@@ -89,6 +89,7 @@ def workload_section(run: RunData) -> tuple[WorkloadSection | None, Workload | N
             "session's latency and a denylist lookup cost more than shown here"
         )
     _, verdict = cheapest(rows)
+    verdict = " ".join([*unmet_windows(rows, workload), verdict])
     section = WorkloadSection(
         asked, list(table.columns), table.astype(str).values.tolist(), verdict, caveats
     )

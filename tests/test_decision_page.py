@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis.cost import cheapest, sizings
+from analysis.cost import cheapest, sizings, unmet_windows
 from analysis.history import write_history
 from analysis.report import write_report
 from analysis.tidy import load_run
@@ -97,6 +97,10 @@ def test_a_window_no_plain_jwt_meets_is_shown_plainly(tmp_path: Path) -> None:
     best, verdict = cheapest(rows)
     assert best is not None and best.scheme == "session-redis"
     assert "session-redis" in verdict
+    assert unmet_windows(rows, load_workload(write_workload(tmp_path, window=0))) == [
+        "No access-token lifetime meets a 0 s revocation window: plain JWTs are out; only "
+        "sessions or a denylist revoke in time"
+    ]
 
 
 def test_a_plain_jwt_missing_the_window_is_also_costed_at_the_ttl_that_meets_it(
