@@ -17,7 +17,7 @@ COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compos
 
 .DEFAULT_GOAL := help
 .PHONY: help setup test bench bench-full resume report compare decide history micro serve locust compose-up \
-	compose-bench compose-down lint format clean
+	compose-bench compose-test compose-down lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -74,7 +74,10 @@ compose-bench: $(READY) ## distributed Locust (master + WORKERS) against the com
 	TARGET=$(TARGET) WORKERS=$(WORKERS) $(COMPOSE) --profile loadgen up --build \
 		--scale locust-worker=$(WORKERS) \
 		--abort-on-container-exit --exit-code-from locust-master locust-master locust-worker
-	$(PY) -m loadtests merge results/compose
+	$(PY) -m loadtests.compose_stack collect results/compose
+
+compose-test: $(READY) ## build and run the compose stack for real (dockerd, images, load, checks), then remove it
+	$(PY) -m loadtests.compose_stack test
 
 compose-down: ## stop and remove every compose container and volume
 	$(COMPOSE) --profile sut --profile loadgen down --volumes --remove-orphans
