@@ -241,7 +241,8 @@ def warnings(run: RunData) -> list[str]:
                 f"{row['error_rate']:.2%}), kept out of the latency percentiles"
             )
         locust, recorded = row.get("locust_requests"), row.get("recorded_requests")
-        if locust == locust and recorded == recorded and locust != recorded:
+        counted = all(isinstance(n, (int, float)) and n == n for n in (locust, recorded))
+        if counted and locust != recorded:
             notes.append(
                 f"{row['cell_id']}: Locust counted {locust:.0f} requests, the recorder "
                 f"{recorded:.0f}: a generator process's results may be missing"

@@ -252,7 +252,8 @@ def cell_row(cell_dir: Path) -> dict[str, Any]:
         store_mean_us=_mean(merged(histograms, STORE, measured)),
         auth_compute_mean_us=_mean(merged(histograms, AUTH_COMPUTE, measured)),
         kdf_mean_us=_mean(merged(histograms, KDF, measured)),
-        locust_requests=_locust_requests(cell_dir / "locust_stats.csv"),
+        locust_requests=generators.get("locust_since_open")
+        or _locust_requests(cell_dir / "locust_stats.csv"),
         recorded_requests=generators.get("seen_since_open"),
         **_revocation(histograms),
         **_redis_figures(

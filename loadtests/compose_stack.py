@@ -29,8 +29,10 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from loadtests.cell_metrics import write_metrics
-from loadtests.generator_parts import merge_parts
+from loadtests.generator_parts import PARTS_DIR, merge_parts
 from loadtests.http_probe import call
 from loadtests.ports import free_port, wait_for_port
 from loadtests.run_folder import (
@@ -59,6 +61,7 @@ LOCAL_IMAGES = {
 UPSTREAM_IMAGES = ("python:3.11-slim", "redis:7-alpine", "nginx:1.27-alpine")
 REPLICAS = 2
 WORKERS = 2
+MIN_REPLICA_CPU_S = 0.2  # a replica that served its share of 4 s of load used far more
 
 
 class ComposeFailed(Exception):
@@ -146,6 +149,19 @@ class Stack:
         self.compose("down", "--volumes", "--remove-orphans", timeout=120)
 
 
+def replica_cpu_s(stack: Stack) -> dict[str, float]:
+    """CPU seconds each app replica has used so far, read from its processes on this host."""
+    used = {}
+    for container in stack.compose("ps", "-q", "app").split():
+        name, pid = _run(["docker", "inspect", "-f", "{{.Name}} {{.State.Pid}}", container]).split()
+        process = psutil.Process(int(pid))
+        used[name.lstrip("/")] = sum(
+            p.cpu_times().user + p.cpu_times().system
+            for p in [process, *process.children(recursive=True)]
+        )
+    return used
+
+
 def nodes_answering(url: str, tries: int = 20) -> dict[str, int]:
     """How many of ``tries`` health checks through the balancer each node id answered."""
     seen: dict[str, int] = {}
@@ -164,9 +180,10 @@ def collect(source: Path, results_root: Path, meta: dict[str, Any]) -> Path:
     cell_id = f"{meta['scheme']}__compose-{meta['replicas']}__read__closed-{meta['users']}u__r1"
     cell_dir = run_dir / "cells" / cell_id
     cell_dir.mkdir(parents=True)
+    shutil.copytree(source / PARTS_DIR, cell_dir / PARTS_DIR)
     for path in source.iterdir():
-        target = cell_dir / path.name
-        shutil.copytree(path, target) if path.is_dir() else shutil.copyfile(path, target)
+        if path.is_file():
+            shutil.copyfile(path, cell_dir / path.name)
     (cell_dir / "samples.csv").write_text("t,source,metric,value\n")  # sampled in containers: none
     scheme, alg = meta["scheme"], meta.get("alg") or ""
     cell = {"scheme": scheme, "alg": alg, "store": "redis" if scheme != "none" else "",
@@ -223,10 +240,13 @@ def compose_test(results_root: Path) -> dict[str, Any]:
             verify_target([url], Expected("session", None, "redis", False))
         with timed("load", times):
             shutil.rmtree(source, ignore_errors=True)
+            before = replica_cpu_s(stack)
             stack.compose("up", "--scale", f"locust-worker={WORKERS}",
                           "--abort-on-container-exit", "--exit-code-from", "locust-master",
                           "locust-master", "locust-worker", timeout=300)  # fmt: skip
+            after = replica_cpu_s(stack)
         answered = nodes_answering(url)
+        replica_cpu = {name: round(after[name] - before.get(name, 0.0), 2) for name in after}
     run_dir = collect(source, results_root, {
         "scheme": "session-redis", "replicas": REPLICAS, "workers": WORKERS, "users": 8,
         "warmup_s": 1.0, "duration_s": 4.0, "population": 100, "kdf_iterations": 1000,
@@ -234,7 +254,7 @@ def compose_test(results_root: Path) -> dict[str, Any]:
     })  # fmt: skip
     generators = json.loads(next(run_dir.glob("cells/*/generators.json")).read_text())
     per_worker = {name: part["requests"] for name, part in generators["processes"].items()}
-    return {"times": times, "nodes": answered, "per_worker": per_worker,
+    return {"times": times, "nodes": answered, "per_worker": per_worker, "replica_cpu": replica_cpu,
             "merged": generators["merged_requests"], "run_dir": run_dir}  # fmt: skip
 
 
@@ -273,6 +293,11 @@ def check(figures: dict[str, Any]) -> list[str]:
     problems = []
     if len(figures["nodes"]) != REPLICAS:
         problems.append(f"expected {REPLICAS} replicas to answer, saw {figures['nodes']}")
+    busy = [name for name, cpu_s in figures["replica_cpu"].items() if cpu_s >= MIN_REPLICA_CPU_S]
+    if len(busy) != REPLICAS:
+        problems.append(
+            f"expected every replica to serve the load, CPU s: {figures['replica_cpu']}"
+        )
     if len(figures["per_worker"]) != WORKERS or min(figures["per_worker"].values()) <= 0:
         problems.append(f"expected {WORKERS} workers with requests, saw {figures['per_worker']}")
     if figures["merged"] != sum(figures["per_worker"].values()):
@@ -304,6 +329,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     print(f"compose-test: step times (s): {figures['times']}")
     print(f"compose-test: node ids answering through nginx: {figures['nodes']}")
+    print(f"compose-test: CPU seconds per replica during the load: {figures['replica_cpu']}")
     print(f"compose-test: requests per worker {figures['per_worker']}, merged {figures['merged']}")
     print(f"compose-test: run folder {figures['run_dir']}")
     problems = check(figures)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -84,7 +85,7 @@ def test_nginx_configuration_passes_nginx_t(tmp_path: Path) -> None:
     assert "syntax is ok" in done.stderr
 
 
-def test_master_with_two_workers_merges_histograms_exactly(
+def test_two_workers_merge_exactly_and_collect_into_a_run_folder(
     start_target: StartTarget, tmp_path: Path
 ) -> None:
     node = start_target("--scheme", "jwt", "--alg", "HS256")
@@ -114,6 +115,29 @@ def test_master_with_two_workers_merges_histograms_exactly(
     # Each worker's own Locust count since the window opened matches what it recorded.
     for part in generators["processes"].values():
         assert part["locust_since_open"] == part["seen_since_open"]
+
+    # What compose-bench does with such a folder: a run folder the analysis reads like any other.
+    results = tmp_path / "results"
+    collected = subprocess.run(
+        [sys.executable, "-m", "loadtests.compose_stack", "--results", str(results), "collect",
+         str(tmp_path)],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "SCHEME": "jwt",
+                                                         "ALG": "HS256", "LOCUST_USERS": "4"},
+    )  # fmt: skip
+    assert collected.returncode == 0, collected.stderr
+    run_dir = (results / "latest").resolve()
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert (manifest["topology"], manifest["workers"]) == ("compose", 2)
+    with (run_dir / "metrics.csv").open() as handle:
+        row = next(csv.DictReader(handle))
+    assert (row["scheme"], row["status"]) == ("jwt-HS256", "complete")
+    assert int(row["requests"]) == generators["merged_requests"]
+    report = subprocess.run(
+        [sys.executable, "-m", "analysis", "report", str(run_dir)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert report.returncode == 0, report.stderr
+    assert (run_dir / "report.html").exists()
 
 
 @needs("nginx")
