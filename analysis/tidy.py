@@ -25,6 +25,7 @@ from loadtests.run_folder import SCHEMA_VERSION
 
 CELL_KEY = [
     "scheme", "topology", "nodes", "balancer", "scenario", "users", "model", "rate", "access_ttl",
+    "store_delay_ms",
 ]  # fmt: skip
 HEADLINE_DEFAULTS = {"model": "closed", "balancer": "client"}
 SUMMARISED = (

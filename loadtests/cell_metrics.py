@@ -53,7 +53,10 @@ MAX_UNSENT_SHARE = 0.01
 
 AXES = ["scheme", "alg", "store", "topology", "nodes", "scenario", "users"]
 # Settings a cell's figures depend on besides its axes: compare keys cells on them too.
-CELL_SETTINGS = ("warmup_s", "duration_s", "kdf_iterations", "population", "generator_processes")
+CELL_SETTINGS = (
+    "warmup_s", "duration_s", "kdf_iterations", "population", "generator_processes",
+    "store_delay_ms",
+)  # fmt: skip
 SAMPLED_SERVER = ("node",)  # sample sources whose CPU is the servers' (the balancer's is apart)
 COLUMNS = [
     *AXES, "rps", "min_ms", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms", "requests",
@@ -67,8 +70,8 @@ COLUMNS = [
     "kdf_mean_us", "locust_requests", "recorded_requests",
     "rps_per_server_cpu_s", "balancer", "balancer_cpu_us_per_req", "all_requests",
     "window_s", "model", "rate", "equal_load", "denylist", "warmup_s", "duration_s",
-    "kdf_iterations", "population", "generator_processes", "repetition", "cell_id", "status",
-    "reason",
+    "kdf_iterations", "population", "generator_processes", "store_delay_ms",
+    "store_delay_measured_ms", "repetition", "cell_id", "status", "reason",
 ]  # fmt: skip
 
 
@@ -193,6 +196,7 @@ def cell_row(cell_dir: Path) -> dict[str, Any]:
         rate=params["rate"] if open_model else None,
         equal_load=bool(params.get("equal_load")),
         **{name: params.get(name) for name in CELL_SETTINGS},
+        store_delay_measured_ms=meta.get("store_delay_measured_ms"),
         denylist=params["denylist"],
         access_ttl=params.get("access_ttl") if params["scheme"].startswith("jwt-") else None,
         repetition=meta["repetition"],

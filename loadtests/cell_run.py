@@ -7,6 +7,8 @@ histograms, samples.csv, Locust's CSVs and log) before the next cell starts.
 from __future__ import annotations
 
 import os
+import statistics
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,6 +19,7 @@ import redis
 
 from loadtests.cell_metrics import cell_row
 from loadtests.console import Progress
+from loadtests.delay_proxy import DelayProxy
 from loadtests.locust_process import LocustFailed, LocustRun
 from loadtests.matrix import Cell, Matrix
 from loadtests.nginx_balancer import NginxBalancer
@@ -92,6 +95,8 @@ class GroupServices:
     redis_url: str | None
     balancer: NginxBalancer | None
     redis_idle_cpu_s_per_s: float | None = None
+    proxy: DelayProxy | None = None
+    store_delay_measured_ms: float | None = None
 
     @property
     def node_urls(self) -> list[str]:
@@ -111,27 +116,58 @@ def group_services(run: Run, cell: Cell, redis_url: str | None) -> Iterator[Grou
         private = PrivateRedis()
     nodes: list[TargetNode] = []
     balancer: NginxBalancer | None = None
+    proxy: DelayProxy | None = None
+    measured: float | None = None
     try:
         if private is not None:
             private.start(run.cpus.servers)
         url = private.url if private else (redis_url if cell.store == "redis" else None)
         if url and private is None:
             _check_reachable(url)
-        env = {"REDIS_URL": url} if url else {}
+        node_url = url
+        if url and cell.settings.store_delay_ms > 0:
+            # The store one zone away: the nodes reach Redis through the delay proxy, which
+            # runs on the generator's CPU; the sampler still reads Redis directly.
+            proxy = DelayProxy(url, cell.settings.store_delay_ms, run.cpus.generator)
+            proxy.start()
+            node_url = proxy.url
+            measured = added_round_trip_ms(url, proxy.url)
+        env = {"REDIS_URL": node_url} if node_url else {}
         args = [*cell.server_args(), "--keys-dir", str(run.keys_dir)]
         nodes = start_nodes(args, cell.nodes, env, run.cpus.servers)
         if cell.settings.balancer == "nginx":
             balancer = NginxBalancer([node.url for node in nodes], run.cpus.servers)
             balancer.start()
         idle = idle_redis_cpu(url) if url else None
-        yield GroupServices(nodes, url, balancer, idle)
+        yield GroupServices(nodes, url, balancer, idle, proxy, measured)
     finally:
         if balancer is not None:
             balancer.close()
+        if proxy is not None:
+            proxy.close()
         for node in nodes:
             node.stop()
         if private is not None:
             private.close()
+
+
+def added_round_trip_ms(direct_url: str, proxied: str, pings: int = 100) -> float:
+    """What the proxy really adds to a Redis round trip: median PING through it minus direct."""
+
+    def median_ms(url: str) -> float:
+        client = redis.Redis.from_url(url, socket_timeout=5)
+        try:
+            client.ping()
+            samples = []
+            for _ in range(pings):
+                started = time.perf_counter()
+                client.ping()
+                samples.append((time.perf_counter() - started) * 1000)
+            return statistics.median(samples)
+        finally:
+            client.close()
+
+    return round(median_ms(proxied) - median_ms(direct_url), 3)
 
 
 def _check_reachable(url: str) -> None:
@@ -167,6 +203,7 @@ def run_cell(
         "load_balancing": _balancing(services),
         "generator_ceiling_rps": run.ceilings.get(cell.settings.generator_processes),
         "redis_idle_cpu_s_per_s": services.redis_idle_cpu_s_per_s,
+        "store_delay_measured_ms": services.store_delay_measured_ms,
         **run.cpus.describe(),
     }
     write_json(cell_dir / "cell.json", meta)
@@ -187,6 +224,8 @@ def run_cell(
         processes = {f"node{index}": node.pid for index, node in enumerate(services.nodes)}
         if services.balancer is not None and services.balancer.pid is not None:
             processes["balancer"] = services.balancer.pid
+        if services.proxy is not None and services.proxy.pid is not None:
+            processes["proxy"] = services.proxy.pid
         with Sampler(processes, services.redis_url) as sampler:
             locust = LocustRun(cell, services.load_urls, cell_dir, run.cpus.generator)
             try:

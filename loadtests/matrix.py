@@ -55,6 +55,7 @@ class CellSettings:
     generator_processes: int = 1
     balancer: str = "client"
     equal_load: bool = False
+    store_delay_ms: float = 0.0
 
 
 SETTING_KEYS = tuple(asdict(CellSettings()))
@@ -99,8 +100,10 @@ class Cell:
         generator = f"-g{processes}" if processes > 1 else ""
         ttl = self.settings.access_ttl
         lifetime = f"-ttl{ttl}" if self.is_jwt and ttl != CellSettings.access_ttl else ""
+        delay = self.settings.store_delay_ms
+        distance = f"-d{delay:g}ms" if delay and self.store == "redis" else ""
         return (
-            f"{self.scheme}__{self.topology}-{self.nodes}{balancer}__{self.scenario}"
+            f"{self.scheme}__{self.topology}-{self.nodes}{balancer}{distance}__{self.scenario}"
             f"__{self.load_label}-{self.users}u{generator}{lifetime}__r{repetition}"
         )
 
@@ -217,7 +220,8 @@ def _number(source: str, key: str, value: Any, *, minimum: float, integer: bool)
 def _settings(source: str, table: dict[str, Any], base: CellSettings) -> CellSettings:
     updates: dict[str, Any] = {}
     minimums = {"warmup_s": 0, "duration_s": 0.5, "repetitions": 1, "rate": 0, "population": 1,
-                "kdf_iterations": 1000, "access_ttl": 1, "generator_processes": 1}  # fmt: skip
+                "kdf_iterations": 1000, "access_ttl": 1, "generator_processes": 1,
+                "store_delay_ms": 0}  # fmt: skip
     for key in SETTING_KEYS:
         if key not in table:
             continue

@@ -70,6 +70,7 @@ def interleaved_groups(matrix: Matrix) -> list[list[tuple[Cell, int]]]:
                 cell.nodes,
                 cell.settings.balancer,
                 cell.settings.equal_load,
+                cell.settings.store_delay_ms,
                 tuple(cell.server_args()),
             )
             by_nodes.setdefault(key, []).append((cell, repetition))

@@ -40,6 +40,13 @@ scenarios = ["revocation"]
 access_ttl = 2
 duration_s = 3
 
+# A store one zone away: every /me waits on Redis through the 5 ms delay proxy.
+[[cells]]
+schemes = ["session-redis"]
+topologies = ["single"]
+scenarios = ["read"]
+store_delay_ms = 5
+
 # Tokens expire inside the window: /me answers 401 from then on.
 [[cells]]
 schemes = ["jwt-HS256"]
@@ -91,6 +98,16 @@ def test_every_scenario_measures_what_it_promises(scenario_run: Path) -> None:
     assert {part.split("=")[0] for part in commands.split()} >= {"get", "set", "del"}
     # The open model holds its arrival rate instead of running flat out.
     assert 150 < float(rows[("none", "read")]["rps"]) < 250
+
+
+def test_a_distant_store_adds_its_delay_to_every_session_read(scenario_run: Path) -> None:
+    with (scenario_run / "metrics.csv").open(newline="") as handle:
+        row = next(r for r in csv.DictReader(handle) if (r["scheme"], r["scenario"]) == (
+            "session-redis", "read"))  # fmt: skip
+    assert float(row["store_delay_ms"]) == 5
+    assert 4.0 <= float(row["store_delay_measured_ms"]) <= 6.0  # what the proxy really added
+    assert float(row["store_mean_us"]) >= 4000  # each /me waited on the distant store
+    assert float(row["p50_ms"]) >= 5
 
 
 def test_failed_requests_are_counted_apart_and_kept_out_of_latency(scenario_run: Path) -> None:

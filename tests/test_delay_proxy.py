@@ -1,0 +1,42 @@
+"""The store-distance proxy adds the latency asked for, measured with real Redis round trips."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import pytest
+import redis
+
+from loadtests.delay_proxy import DelayProxy, proxied_url
+from loadtests.private_redis import PrivateRedis
+
+
+def median_ping_ms(url: str, pings: int = 60) -> float:
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    try:
+        client.ping()  # connect outside the timing
+        samples = []
+        for _ in range(pings):
+            started = time.perf_counter()
+            client.ping()
+            samples.append((time.perf_counter() - started) * 1000)
+        return statistics.median(samples)
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("delay_ms", [1.0, 2.0, 5.0])
+def test_a_round_trip_through_the_proxy_costs_the_asked_delay(delay_ms: float) -> None:
+    with PrivateRedis() as server, DelayProxy(server.url, delay_ms) as proxy:
+        direct = median_ping_ms(server.url)
+        through = median_ping_ms(proxy.url)
+    added = through - direct
+    assert 0.8 * delay_ms <= added <= 1.2 * delay_ms, (direct, through)
+
+
+def test_the_proxy_keeps_the_url_but_its_address() -> None:
+    assert (
+        proxied_url("redis://:secret@10.0.0.9:6380/2", 5555) == "redis://:secret@127.0.0.1:5555/2"
+    )
+    assert proxied_url("redis://127.0.0.1:6379/0", 7) == "redis://127.0.0.1:7/0"
