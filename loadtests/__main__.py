@@ -7,15 +7,14 @@ after writing everything it measured (``--resume`` tries the failed cells again)
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from pathlib import Path
 from typing import NoReturn
 
-from loadtests.generator_parts import merge_parts
 from loadtests.matrix import MatrixError
 from loadtests.micro import format_table, run_micro_on_any_redis, write_micro_csv
 from loadtests.private_redis import RedisUnavailable
+from loadtests.processes import stop_on_sigterm_like_ctrl_c
 from loadtests.runner import RunInterrupted, execute, new_run, print_summary, resumed_run
 
 PROG = "python -m loadtests"
@@ -36,10 +35,6 @@ def command_micro(args: argparse.Namespace) -> None:
         print(f"\nmicro benchmark written to {args.out}")
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def command_run(args: argparse.Namespace) -> None:
     """Run a matrix (or resume a run) into results/, then print the summary."""
     results_root = Path(args.out)
@@ -52,20 +47,11 @@ def command_run(args: argparse.Namespace) -> None:
     )
     print(f"run {run.run_dir.name}: {len(run.matrix.cells)} cells, up to "
           f"{run.matrix.repetitions} repetition(s) from {run.matrix.source}")  # fmt: skip
-    # A polite kill (SIGTERM) stops the run like Ctrl-C: finished cells kept, no stray process.
-    signal.signal(signal.SIGTERM, _interrupt)
+    stop_on_sigterm_like_ctrl_c()  # finished cells kept, no stray process
     rows = execute(run, with_micro=not args.no_micro)
     failed = print_summary(rows, run)
     if failed:
         sys.exit(1)
-
-
-def command_merge(args: argparse.Namespace) -> None:
-    """Merge the generator parts a distributed Locust run left in a folder."""
-    merged = merge_parts(Path(args.folder) / "hdr.json")
-    if merged is None:
-        raise FileNotFoundError(f"{args.folder}: no generator-parts/*.json to merge")
-    print(f"merged {len(merged['processes'])} part(s): {merged['merged_requests']} requests")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,15 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="results", help="results root folder (default: results)")
     run.add_argument("--resume", metavar="RUN", help="finish an incomplete run (id or folder)")
     run.add_argument("--no-micro", action="store_true", help="skip the micro benchmark")
-    merge = commands.add_parser("merge", help="merge generator parts into hdr.json (compose)")
-    merge.add_argument("folder", help="the folder given as AUTHBENCH_HDR_OUT's parent")
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point."""
     args = build_parser().parse_args(argv)
-    handlers = {"micro": command_micro, "run": command_run, "merge": command_merge}
+    handlers = {"micro": command_micro, "run": command_run}
     try:
         handlers[args.command](args)
     except (MatrixError, RedisUnavailable, FileNotFoundError) as exc:

@@ -7,8 +7,6 @@ histograms, samples.csv, Locust's CSVs and log) before the next cell starts.
 from __future__ import annotations
 
 import os
-import statistics
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,7 +17,7 @@ import redis
 
 from loadtests.cell_metrics import cell_row
 from loadtests.console import Progress
-from loadtests.delay_proxy import DelayProxy
+from loadtests.delay_proxy import DelayProxy, added_round_trip_ms
 from loadtests.locust_process import LocustFailed, LocustRun
 from loadtests.matrix import Cell, Matrix
 from loadtests.nginx_balancer import NginxBalancer
@@ -149,25 +147,6 @@ def group_services(run: Run, cell: Cell, redis_url: str | None) -> Iterator[Grou
             node.stop()
         if private is not None:
             private.close()
-
-
-def added_round_trip_ms(direct_url: str, proxied: str, pings: int = 100) -> float:
-    """What the proxy really adds to a Redis round trip: median PING through it minus direct."""
-
-    def median_ms(url: str) -> float:
-        client = redis.Redis.from_url(url, socket_timeout=5)
-        try:
-            client.ping()
-            samples = []
-            for _ in range(pings):
-                started = time.perf_counter()
-                client.ping()
-                samples.append((time.perf_counter() - started) * 1000)
-            return statistics.median(samples)
-        finally:
-            client.close()
-
-    return round(median_ms(proxied) - median_ms(direct_url), 3)
 
 
 def _check_reachable(url: str) -> None:

@@ -35,6 +35,7 @@ from loadtests.cell_metrics import write_metrics
 from loadtests.generator_parts import PARTS_DIR, merge_parts
 from loadtests.http_probe import call
 from loadtests.ports import free_port, wait_for_port
+from loadtests.processes import stop_on_sigterm_like_ctrl_c
 from loadtests.run_folder import (
     SCHEMA_VERSION,
     create_run_folder,
@@ -314,7 +315,7 @@ def main(argv: list[str] | None = None) -> None:
     collect_parser = commands.add_parser("collect", help="a compose load run as a run folder")
     collect_parser.add_argument("folder", help="where the load run left its files")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    stop_on_sigterm_like_ctrl_c()
     results_root = Path(args.results)
     try:
         if args.command == "collect":

@@ -13,11 +13,14 @@ from __future__ import annotations
 import contextlib
 import queue
 import socket
+import statistics
 import subprocess
 import sys
 import threading
 import time
 from urllib.parse import urlsplit, urlunsplit
+
+import redis
 
 from loadtests.ports import free_port, wait_for_port
 from loadtests.processes import Service, spawn, stop
@@ -89,6 +92,26 @@ def serve(port: int, upstream_host: str, upstream_port: int, delay_ms: float) ->
         threading.Thread(
             target=_connect, args=(client, (upstream_host, upstream_port), one_way_s), daemon=True
         ).start()
+
+
+def median_ping_ms(url: str, pings: int = 100) -> float:
+    """Median Redis PING round trip (ms) on one connection, connected outside the timing."""
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    try:
+        client.ping()
+        samples = []
+        for _ in range(pings):
+            started = time.perf_counter()
+            client.ping()
+            samples.append((time.perf_counter() - started) * 1000)
+        return statistics.median(samples)
+    finally:
+        client.close()
+
+
+def added_round_trip_ms(direct_url: str, proxied: str) -> float:
+    """What the proxy really adds to a Redis round trip: median PING through it minus direct."""
+    return round(median_ping_ms(proxied) - median_ping_ms(direct_url), 3)
 
 
 def proxied_url(redis_url: str, port: int) -> str:

@@ -68,3 +68,12 @@ class Service:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+def stop_on_sigterm_like_ctrl_c() -> None:
+    """A polite kill (SIGTERM) interrupts like Ctrl-C, so the same clean-up runs."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)

@@ -103,20 +103,8 @@ def test_two_workers_merge_exactly_and_collect_into_a_run_folder(
         capture_output=True, text=True, timeout=120, env=env,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    merge = subprocess.run(
-        [sys.executable, "-m", "loadtests", "merge", str(tmp_path)],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert merge.returncode == 0, merge.stderr
-    generators = json.loads((tmp_path / "generators.json").read_text())
-    per_worker = {name: part["requests"] for name, part in generators["processes"].items()}
-    assert len(per_worker) == 2 and all(count > 0 for count in per_worker.values())
-    assert generators["merged_requests"] == sum(per_worker.values())
-    # Each worker's own Locust count since the window opened matches what it recorded.
-    for part in generators["processes"].values():
-        assert part["locust_since_open"] == part["seen_since_open"]
-
-    # What compose-bench does with such a folder: a run folder the analysis reads like any other.
+    # What compose-bench does with such a folder: merge the parts into a run folder that the
+    # analysis reads like any other.
     results = tmp_path / "results"
     collected = subprocess.run(
         [sys.executable, "-m", "loadtests.compose_stack", "--results", str(results), "collect",
@@ -125,6 +113,13 @@ def test_two_workers_merge_exactly_and_collect_into_a_run_folder(
                                                          "ALG": "HS256", "LOCUST_USERS": "4"},
     )  # fmt: skip
     assert collected.returncode == 0, collected.stderr
+    generators = json.loads((tmp_path / "generators.json").read_text())
+    per_worker = {name: part["requests"] for name, part in generators["processes"].items()}
+    assert len(per_worker) == 2 and all(count > 0 for count in per_worker.values())
+    assert generators["merged_requests"] == sum(per_worker.values())
+    # Each worker's own Locust count since the window opened matches what it recorded.
+    for part in generators["processes"].values():
+        assert part["locust_since_open"] == part["seen_since_open"]
     run_dir = (results / "latest").resolve()
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert (manifest["topology"], manifest["workers"]) == ("compose", 2)

@@ -2,37 +2,17 @@
 
 from __future__ import annotations
 
-import statistics
-import time
-
 import pytest
-import redis
 
-from loadtests.delay_proxy import DelayProxy, proxied_url
+from loadtests.delay_proxy import DelayProxy, added_round_trip_ms, proxied_url
 from loadtests.private_redis import PrivateRedis
-
-
-def median_ping_ms(url: str, pings: int = 60) -> float:
-    client = redis.Redis.from_url(url, socket_timeout=5)
-    try:
-        client.ping()  # connect outside the timing
-        samples = []
-        for _ in range(pings):
-            started = time.perf_counter()
-            client.ping()
-            samples.append((time.perf_counter() - started) * 1000)
-        return statistics.median(samples)
-    finally:
-        client.close()
 
 
 @pytest.mark.parametrize("delay_ms", [1.0, 2.0, 5.0])
 def test_a_round_trip_through_the_proxy_costs_the_asked_delay(delay_ms: float) -> None:
     with PrivateRedis() as server, DelayProxy(server.url, delay_ms) as proxy:
-        direct = median_ping_ms(server.url)
-        through = median_ping_ms(proxy.url)
-    added = through - direct
-    assert 0.8 * delay_ms <= added <= 1.2 * delay_ms, (direct, through)
+        added = added_round_trip_ms(server.url, proxy.url)
+    assert 0.8 * delay_ms <= added <= 1.2 * delay_ms, added
 
 
 def test_the_proxy_keeps_the_url_but_its_address() -> None:
