@@ -13,6 +13,7 @@ from typing import Any
 
 from analysis.claims import MIN_PAIRS
 from analysis.palette import ordered
+from analysis.resilience import when_redis_down
 from analysis.stats import Estimate, difference, paired_difference
 from analysis.tidy import RunData, via_balancer
 from loadtests.verify import NO_PUBLIC_KEY
@@ -29,6 +30,7 @@ HEADERS = [
     "revocation (observed)",
     "credential",
     "multi-node",
+    "when Redis is down",
     "verdict",
 ]
 
@@ -219,6 +221,7 @@ def decision_rows(run: RunData) -> list[DecisionRow]:
                     _revocation(run, scheme),
                     "0 B" if credential is None else f"{credential[0].value:.0f} B",
                     _multi(run, scheme),
+                    when_redis_down(run, scheme),
                     _verdict(run, scheme, rank),
                 ],
             )

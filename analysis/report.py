@@ -16,6 +16,7 @@ from analysis.charts import Chart, draw_all
 from analysis.claims import Claim, check_claims
 from analysis.cost import cheapest, sizing_table, sizings, unmet_windows
 from analysis.decision import HEADERS, decision_rows
+from analysis.resilience import Section, resilience_section
 from analysis.tidy import RunData
 from analysis.ttl_chart import ttl_chart
 from analysis.workload import Workload, load_workload
@@ -49,6 +50,7 @@ class Report:
     methodology: list[tuple[str, str]]
     capacity: list[list[str]] = field(default_factory=list)
     workload: WorkloadSection | None = None
+    resilience: Section | None = None
     warnings: list[str] = field(default_factory=list)
 
 
@@ -320,6 +322,7 @@ def build_report(run: RunData, figures_dir: Path) -> Report:
         charts=[*charts, tradeoff] if tradeoff else charts,
         methodology=methodology(run),
         workload=section,
+        resilience=resilience_section(run, figures_dir),
         warnings=warnings(run),
     )
 
@@ -364,13 +367,16 @@ def render_html(report: Report) -> str:
     if report.capacity:
         parts.append("<h2 id='capacity'>Capacity at the SLO</h2>")
         parts.append(_html_table(CAPACITY_HEADERS, report.capacity, "capacity-table"))
+    if report.resilience:
+        section = report.resilience
+        parts.append(f"<h2 id='resilience'>{e(section.title)}</h2>")
+        for index, table in enumerate(section.tables):
+            parts.append(f"<p>{e(table.intro)}</p>")
+            parts.append(_html_table(table.headers, table.rows, f"resilience-{index}"))
+        parts += [_html_figure(chart) for chart in section.charts]
+        parts += [f"<p class='sub'>{e(note)}</p>" for note in section.notes]
     parts.append("<h2 id='charts'>Charts</h2>")
-    for chart in report.charts:
-        data = base64.b64encode(chart.png.read_bytes()).decode()
-        parts.append(
-            f"<figure><img alt='{e(chart.title)}' src='data:image/png;base64,{data}'>"
-            f"<figcaption><b>{e(chart.title)}.</b> {e(chart.caption)}</figcaption></figure>"
-        )
+    parts += [_html_figure(chart) for chart in report.charts]
     parts.append("<h2 id='methodology'>Methodology and environment</h2>")
     parts.append(_html_table(["", ""], [list(pair) for pair in report.methodology], "method"))
     parts.append("<h2 id='warnings'>Warnings</h2>")
@@ -384,6 +390,20 @@ def render_html(report: Report) -> str:
         parts.append("<p>None.</p>")
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _html_figure(chart: Chart) -> str:
+    e = html.escape
+    data = base64.b64encode(chart.png.read_bytes()).decode()
+    return (
+        f"<figure><img alt='{e(chart.title)}' src='data:image/png;base64,{data}'>"
+        f"<figcaption><b>{e(chart.title)}.</b> {e(chart.caption)}</figcaption></figure>"
+    )
+
+
+def _md_figure(chart: Chart, report_dir: Path) -> list[str]:
+    relative = chart.png.relative_to(report_dir)
+    return [f"![{chart.title}]({relative.as_posix()})", "", f"*{chart.title}.* {chart.caption}", ""]
 
 
 def _html_table(headers: list[str], rows: list[list[Any]], css_id: str) -> str:
@@ -424,15 +444,17 @@ def render_markdown(report: Report, report_dir: Path) -> str:
         parts += [f"**{w.verdict}**", "", *[f"- {c}" for c in w.caveats], ""]
     if report.capacity:
         parts += ["## Capacity at the SLO", "", _md_table(CAPACITY_HEADERS, report.capacity), ""]
+    if report.resilience:
+        section = report.resilience
+        parts += [f"## {section.title}", ""]
+        for table in section.tables:
+            parts += [table.intro, "", _md_table(table.headers, table.rows), ""]
+        for chart in section.charts:
+            parts += _md_figure(chart, report_dir)
+        parts += [f"*{note}*" for note in section.notes] + ([""] if section.notes else [])
     parts += ["## Charts", ""]
     for chart in report.charts:
-        relative = chart.png.relative_to(report_dir)
-        parts += [
-            f"![{chart.title}]({relative.as_posix()})",
-            "",
-            f"*{chart.title}.* {chart.caption}",
-            "",
-        ]
+        parts += _md_figure(chart, report_dir)
     parts += ["## Methodology and environment", "", _md_table(["", ""], report.methodology), ""]
     parts += ["## Warnings", ""]
     parts += [f"- {w}" for w in report.warnings] or ["None."]

@@ -25,9 +25,10 @@ from loadtests.run_folder import SCHEMA_VERSION
 
 CELL_KEY = [
     "scheme", "topology", "nodes", "balancer", "scenario", "users", "model", "rate", "access_ttl",
-    "store_delay_ms",
+    "store_delay_ms", "fault", "fault_s", "persistence", "sliding_session",
 ]  # fmt: skip
-HEADLINE_DEFAULTS = {"model": "closed", "balancer": "client"}
+# Headline figures come from undisturbed cells: a fault cell is only ever asked for by its fault.
+HEADLINE_DEFAULTS = {"model": "closed", "balancer": "client", "fault": "", "sliding_session": False}
 SUMMARISED = (
     "rps", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms", "min_ms",
     "server_cpu_us_per_req", "auth_compute_mean_us", "auth_p50_us", "kdf_mean_us",

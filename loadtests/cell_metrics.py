@@ -18,6 +18,8 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
+from loadtests.fault_metrics import COLUMNS as FAULT_COLUMNS
+from loadtests.fault_metrics import fault_figures, validation_figures
 from loadtests.histograms import (
     AUTH,
     AUTH_COMPUTE,
@@ -40,6 +42,7 @@ MEASURED_REQUESTS: dict[str, tuple[str, ...] | None] = {
     "logout": None,
     "mixed": None,
     "revocation": ("revocation delay", "revocation delay (computed)"),
+    "validation": None,
 }
 OBSERVED_REVOCATION = "revocation delay"
 COMPUTED_REVOCATION = "revocation delay (computed)"
@@ -55,7 +58,7 @@ AXES = ["scheme", "alg", "store", "topology", "nodes", "scenario", "users"]
 # Settings a cell's figures depend on besides its axes: compare keys cells on them too.
 CELL_SETTINGS = (
     "warmup_s", "duration_s", "kdf_iterations", "population", "generator_processes",
-    "store_delay_ms",
+    "store_delay_ms", "fault", "fault_at_s", "fault_s", "persistence", "sliding_session",
 )  # fmt: skip
 SAMPLED_SERVER = ("node",)  # sample sources whose CPU is the servers' (the balancer's is apart)
 COLUMNS = [
@@ -71,7 +74,8 @@ COLUMNS = [
     "rps_per_server_cpu_s", "balancer", "balancer_cpu_us_per_req", "all_requests",
     "window_s", "model", "rate", "equal_load", "denylist", "warmup_s", "duration_s",
     "kdf_iterations", "population", "generator_processes", "store_delay_ms",
-    "store_delay_measured_ms", "repetition", "cell_id", "status", "reason",
+    "store_delay_measured_ms", "fault", "fault_at_s", "fault_s", "persistence",
+    "sliding_session", *FAULT_COLUMNS, "repetition", "cell_id", "status", "reason",
 ]  # fmt: skip
 
 
@@ -208,6 +212,11 @@ def cell_row(cell_dir: Path) -> dict[str, Any]:
         saturated=False,
         late=False,
     )
+    row.update(
+        fault=params.get("fault") or "",
+        persistence=params.get("persistence") or "none",
+        sliding_session=bool(params.get("sliding_session")),
+    )
     if meta["status"] != "complete":
         return row
     window = json.loads((cell_dir / "window.json").read_text())
@@ -272,20 +281,26 @@ def cell_row(cell_dir: Path) -> dict[str, Any]:
     near_ceiling = bool(ceiling) and rate_seen > CEILING_FRACTION * ceiling
     row["saturated"] = per_cpu > GENERATOR_SATURATED_PCT or (near_ceiling and not open_model)
     if open_model:
-        row.update(_open_model_figures(params["rate"], requests, window_s, histograms, generators))
+        # A fault cell is late when the generator fell behind, not when the fault failed requests.
+        sent = requests + failures if params.get("fault") else requests
+        row.update(_open_model_figures(params["rate"], sent, window_s, histograms, generators))
+    row.update(fault_figures(cell_dir), **validation_figures(cell_dir))
+    if params.get("fault") == "redis-outage":
+        # Redis restarted inside the window: its cumulative counters began again from zero.
+        row.update(redis_cmds_per_req=None, redis_cmds_by_name=None, redis_cpu_us_per_req=None)
     return row
 
 
 def _open_model_figures(
     rate: float,
-    requests: int,
+    sent: int,
     window_s: float,
     histograms: HistogramSet,
     generators: dict[str, Any],
 ) -> dict[str, Any]:
     """Offered vs achieved, lateness and unsent requests; whether the cell fell short."""
     lateness = merged(histograms, LATENESS, histograms.names(LATENESS))
-    achieved = requests / window_s if window_s > 0 else 0.0
+    achieved = sent / window_s if window_s > 0 else 0.0
     planned = int(generators.get("planned_in_window") or 0)
     unsent = int(generators.get("unsent") or 0)
     dropped = bool(planned) and unsent > MAX_UNSENT_SHARE * planned

@@ -18,6 +18,7 @@ import redis
 from loadtests.cell_metrics import cell_row
 from loadtests.console import Progress
 from loadtests.delay_proxy import DelayProxy, added_round_trip_ms
+from loadtests.faults import FaultInjector, FaultUnavailable
 from loadtests.locust_process import LocustFailed, LocustRun
 from loadtests.matrix import Cell, Matrix
 from loadtests.nginx_balancer import NginxBalancer
@@ -95,6 +96,7 @@ class GroupServices:
     redis_idle_cpu_s_per_s: float | None = None
     proxy: DelayProxy | None = None
     store_delay_measured_ms: float | None = None
+    private_redis: PrivateRedis | None = None
 
     @property
     def node_urls(self) -> list[str]:
@@ -111,7 +113,7 @@ def group_services(run: Run, cell: Cell, redis_url: str | None) -> Iterator[Grou
     """Redis (private unless REDIS_URL), nodes and balancer of one group; stopped on exit."""
     private: PrivateRedis | None = None
     if cell.store == "redis" and redis_url is None:
-        private = PrivateRedis()
+        private = PrivateRedis(append_only=cell.settings.persistence == "aof")
     nodes: list[TargetNode] = []
     balancer: NginxBalancer | None = None
     proxy: DelayProxy | None = None
@@ -137,7 +139,7 @@ def group_services(run: Run, cell: Cell, redis_url: str | None) -> Iterator[Grou
             balancer = NginxBalancer([node.url for node in nodes], run.cpus.servers)
             balancer.start()
         idle = idle_redis_cpu(url) if url else None
-        yield GroupServices(nodes, url, balancer, idle, proxy, measured)
+        yield GroupServices(nodes, url, balancer, idle, proxy, measured, private)
     finally:
         if balancer is not None:
             balancer.close()
@@ -186,9 +188,12 @@ def run_cell(
         **run.cpus.describe(),
     }
     write_json(cell_dir / "cell.json", meta)
+    injector: FaultInjector | None = None
     try:
+        if cell.settings.fault:
+            injector = FaultInjector(cell, cell_dir, services.private_redis, services.nodes)
         progress.phase("verify")
-        verified = verify_target(services.node_urls, expected_identity(cell))
+        verified = _verify_nodes(services.node_urls, cell)
         if services.balancer is not None:
             verify_target([services.balancer.url], expected_identity(cell))
             verified.checks[THROUGH_BALANCER] = True
@@ -206,12 +211,17 @@ def run_cell(
         if services.proxy is not None and services.proxy.pid is not None:
             processes["proxy"] = services.proxy.pid
         with Sampler(processes, services.redis_url) as sampler:
-            locust = LocustRun(cell, services.load_urls, cell_dir, run.cpus.generator)
+            keys = {"AUTHBENCH_KEYS_DIR": str(run.keys_dir)}
+            locust = LocustRun(cell, services.load_urls, cell_dir, run.cpus.generator, keys)
             try:
+                if injector is not None:
+                    injector.start()
                 sampler.add_process("generator", locust.pid)
                 locust.wait()
             finally:
                 locust.stop()
+                if injector is not None:
+                    write_json(cell_dir / "fault.json", injector.undo())
         sampler.save(cell_dir / "samples.csv")
         if services.redis_url:
             meta["redis_key_memory"] = redis_key_memory(services.redis_url)
@@ -219,7 +229,7 @@ def run_cell(
         meta["status"] = "complete"
     except VerifyFailed as exc:
         meta.update(status="failed", reason=f"verify gate: {exc}")
-    except LocustFailed as exc:
+    except (LocustFailed, FaultUnavailable) as exc:
         meta.update(status="failed", reason=str(exc))
     except BaseException:
         meta.update(status="interrupted", reason="run interrupted during this cell")
@@ -230,9 +240,21 @@ def run_cell(
     return cell_row(cell_dir)
 
 
+def _verify_nodes(node_urls: list[str], cell: Cell) -> Any:
+    """The gate over every node; memory sessions live in one node, so each is its own target."""
+    expected = expected_identity(cell)
+    if cell.store != "memory" or len(node_urls) == 1:
+        return verify_target(node_urls, expected)
+    for node in node_urls[1:]:
+        verify_target([node], expected)
+    return verify_target(node_urls[:1], expected)
+
+
 def _balancing(services: GroupServices) -> str | None:
     if services.balancer is not None:
         return "nginx round-robin with upstream keepalive"
+    if len(services.nodes) > 1 and services.private_redis is None and not services.redis_url:
+        return "client-side, each user sticks to one node"
     return "client round-robin" if len(services.nodes) > 1 else None
 
 

@@ -4,7 +4,9 @@ A lone Locust process, or each worker of a distributed run, writes what it measu
 ``generator-parts/<process>.json`` when its test stops. Merging reads every part: the histograms
 add exactly, the window is the mean of the processes' windows (they open within milliseconds of
 each other), and ``generators.json`` keeps each process's counts beside the totals, so a reader
-can check that the merged count is the sum over the processes.
+can check that the merged count is the sum over the processes. A fault cell's timelines merge
+into ``timeline.json`` (counts add, latencies join; buckets are relative to each process's own
+window start), and tallied outcomes into ``tallies.json``.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ from __future__ import annotations
 import json
 import os
 import statistics
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from loadtests.histograms import FAILED, LATENCY, HistogramSet
 
 PARTS_DIR = "generator-parts"
+WINDOW_OPEN_MARKER = "window-open"  # the first process to open its window writes the instant
 COUNTERS = ("planned_in_window", "sent_on_schedule", "seen_since_open", "locust_since_open")
 
 
@@ -78,4 +82,40 @@ def merge_parts(hdr_out: str | Path) -> dict[str, Any] | None:
         "unsent": max(0, totals["planned_in_window"] - totals["sent_on_schedule"]),
     }
     (folder / "generators.json").write_text(json.dumps(generators, indent=1) + "\n")
+    _merge_timelines(folder, window["window_start"], list(opened.values()))
+    tallies: Counter[str] = Counter()
+    for part in opened.values():
+        tallies.update(part.get("tallies") or {})
+    if tallies:
+        (folder / "tallies.json").write_text(json.dumps(dict(sorted(tallies.items())), indent=1))
     return generators
+
+
+def _merge_timelines(folder: Path, window_start: float, parts: list[dict[str, Any]]) -> None:
+    timelines = [part["timeline"] for part in parts if part.get("timeline")]
+    if not timelines:
+        return
+    counts: Counter[str] = Counter()
+    latencies: dict[str, list[float]] = {}
+    refused_at: list[float] = []
+    for timeline in timelines:
+        counts.update(timeline["counts"])
+        refused_at.extend(timeline.get("refused_at", []))
+        for bucket, values in timeline["ok_latency_ms"].items():
+            latencies.setdefault(bucket, []).extend(values)
+    rows = []
+    for key, count in counts.items():
+        bucket, node, status = key.split("|")
+        rows.append([int(bucket), node, int(status), count])
+    merged = {
+        "window_start": window_start,
+        "bucket_s": timelines[0]["bucket_s"],
+        "counts": sorted(rows),
+        "ok_latency_ms": {b: sorted(v) for b, v in sorted(latencies.items(), key=_bucket)},
+        "refused_at": sorted(refused_at),
+    }
+    (folder / "timeline.json").write_text(json.dumps(merged) + "\n")
+
+
+def _bucket(item: tuple[str, Any]) -> int:
+    return int(item[0])

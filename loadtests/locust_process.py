@@ -20,6 +20,7 @@ USER_CLASSES = {
     "logout": "LogoutUser",
     "mixed": "MixedUser",
     "revocation": "RevocationUser",
+    "validation": "ValidationUser",
 }
 GRACE_S = 30.0
 SPAWN_ALLOWANCE_S = 0.3  # users start within this, so the window is never cut short
@@ -73,16 +74,29 @@ def locust_environment(cell: Cell, nodes: list[str], cell_dir: Path) -> dict[str
     }
     if settings.model == "open":
         env["AUTHBENCH_RATE"] = f"{settings.rate:g}"
+    if settings.fault:
+        env["AUTHBENCH_TIMELINE"] = "1"
+    if cell.scheme != "none":
+        env["AUTHBENCH_CREDENTIAL_TTL"] = str(cell.credential_ttl)
+    if cell.store == "memory" and len(nodes) > 1:
+        env["AUTHBENCH_STICKY"] = "1"
     return env
 
 
 class LocustRun:
     """One running Locust; stop() ends it and every process it forked."""
 
-    def __init__(self, cell: Cell, nodes: list[str], cell_dir: Path, cpus: set[int] | None) -> None:
+    def __init__(
+        self,
+        cell: Cell,
+        nodes: list[str],
+        cell_dir: Path,
+        cpus: set[int] | None,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.cell = cell
         self.log_path = cell_dir / "locust.log"
-        env = {**os.environ, **locust_environment(cell, nodes, cell_dir)}
+        env = {**os.environ, **locust_environment(cell, nodes, cell_dir), **(extra_env or {})}
         with self.log_path.open("wb") as log:
             self.process = spawn(
                 locust_command(cell, nodes[0], cell_dir / "locust"), cpus, log, env

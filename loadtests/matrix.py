@@ -5,7 +5,9 @@ A matrix has ``[defaults]`` and one or more ``[[cells]]`` groups; each group cro
 override any default. An open-model group with ``equal_load = true`` has no fixed rate: the
 runner sets one rate for the whole group, below every scheme's measured capacity, so latency is
 compared at equal load. An optional ``[capacity]`` table asks for a capacity search per scheme
-(``loadtests/capacity.py``). The axes keep the same names everywhere: in the file, the cell id, the
+(``loadtests/capacity.py``). A ``fault`` (``redis-outage``, ``redis-stall``, ``node-kill``) is
+injected ``fault_at_s`` into the measured window and lasts ``fault_s``; each fault cell gets fresh
+services of its own. The axes keep the same names everywhere: in the file, the cell id, the
 CSV columns and the charts. Any problem is one line naming the file, the key and the choices.
 """
 
@@ -22,7 +24,11 @@ from targets.settings import ALGORITHMS
 
 MATRICES_DIR = Path(__file__).parent / "matrices"
 TOPOLOGIES = ("single", "multi")
-SCENARIOS = ("read", "login", "refresh", "logout", "mixed", "revocation")
+SCENARIOS = ("read", "login", "refresh", "logout", "mixed", "revocation", "validation")
+FAULTS = ("", "redis-outage", "redis-stall", "node-kill")
+REDIS_FAULTS = ("redis-outage", "redis-stall")
+PERSISTENCE = ("none", "aof")
+SESSION_TTL_S = 1800  # the server's default session lifetime
 MODELS = ("closed", "open")
 BALANCERS = ("client", "nginx")
 SCHEME_CHOICES = ("none", "session-memory", "session-redis", "jwt-<ALG>", "jwt-<ALG>+deny")
@@ -56,6 +62,11 @@ class CellSettings:
     balancer: str = "client"
     equal_load: bool = False
     store_delay_ms: float = 0.0
+    fault: str = ""
+    fault_at_s: float = 2.0
+    fault_s: float = 1.5
+    persistence: str = "none"
+    sliding_session: bool = False
 
 
 SETTING_KEYS = tuple(asdict(CellSettings()))
@@ -98,14 +109,40 @@ class Cell:
         balancer = "-nginx" if self.settings.balancer == "nginx" else ""
         processes = self.settings.generator_processes
         generator = f"-g{processes}" if processes > 1 else ""
-        ttl = self.settings.access_ttl
-        lifetime = f"-ttl{ttl}" if self.is_jwt and ttl != CellSettings.access_ttl else ""
+        lifetime = f"-ttl{self.settings.access_ttl}" if self._short_lived else ""
         delay = self.settings.store_delay_ms
         distance = f"-d{delay:g}ms" if delay and self.store == "redis" else ""
+        sliding = "-sliding" if self.settings.sliding_session else ""
         return (
-            f"{self.scheme}__{self.topology}-{self.nodes}{balancer}{distance}__{self.scenario}"
-            f"__{self.load_label}-{self.users}u{generator}{lifetime}__r{repetition}"
+            f"{self.scheme}{sliding}__{self.topology}-{self.nodes}{balancer}{distance}"
+            f"__{self.scenario}"
+            f"{self.fault_label}__{self.load_label}-{self.users}u{generator}{lifetime}"
+            f"__r{repetition}"
         )
+
+    @property
+    def _short_lived(self) -> bool:
+        """Whether the credential lifetime differs from the default (JWTs and sessions)."""
+        return self.scheme != "none" and self.settings.access_ttl != CellSettings.access_ttl
+
+    @property
+    def credential_ttl(self) -> int:
+        """How long a credential lives, in seconds: the access token's or the session's.
+
+        ``access_ttl`` sets both when it is not the default; a session otherwise keeps the
+        server's own default (DESIGN §2: 1800 s).
+        """
+        return self.settings.access_ttl if self._short_lived or self.is_jwt else SESSION_TTL_S
+
+    @property
+    def fault_label(self) -> str:
+        """'' without a fault, else e.g. ``-redis-outage1.5s-aof`` or ``-node-kill``."""
+        fault = self.settings.fault
+        if not fault:
+            return ""
+        length = f"{self.settings.fault_s:g}s" if fault in REDIS_FAULTS else ""
+        aof = "-aof" if self.settings.persistence == "aof" else ""
+        return f"-{fault}{length}{aof}"
 
     @property
     def load_label(self) -> str:
@@ -123,7 +160,9 @@ class Cell:
         if self.scheme == "none":
             return ["--scheme", "none", *common]
         if self.scheme.startswith("session-"):
-            return ["--scheme", "session", "--store", self.store, *common]
+            lifetime = ["--session-ttl", str(self.credential_ttl)] if self._short_lived else []
+            sliding = ["--sliding-session"] if self.settings.sliding_session else []
+            return ["--scheme", "session", "--store", self.store, *lifetime, *sliding, *common]
         deny = ["--denylist"] if self.denylist else []
         ttl = ["--access-ttl", str(self.settings.access_ttl)]
         return ["--scheme", "jwt", "--alg", self.alg, *deny, *ttl, *common]
@@ -221,22 +260,26 @@ def _settings(source: str, table: dict[str, Any], base: CellSettings) -> CellSet
     updates: dict[str, Any] = {}
     minimums = {"warmup_s": 0, "duration_s": 0.5, "repetitions": 1, "rate": 0, "population": 1,
                 "kdf_iterations": 1000, "access_ttl": 1, "generator_processes": 1,
-                "store_delay_ms": 0}  # fmt: skip
+                "store_delay_ms": 0, "fault_at_s": 0.5, "fault_s": 0.1}  # fmt: skip
     for key in SETTING_KEYS:
         if key not in table:
             continue
         value = table[key]
         if key == "model":
             _check_choice(source, key, value, MODELS, "model")
-        elif key == "equal_load":
+        elif key in ("equal_load", "sliding_session"):
             if not isinstance(value, bool):
                 raise _fail(source, key, f"{value!r} is not true or false")
+        elif key == "fault":
+            _check_choice(source, key, value, FAULTS[1:], "fault")
+        elif key == "persistence":
+            _check_choice(source, key, value, PERSISTENCE, "persistence")
         elif key == "balancer":
             _check_choice(source, key, value, BALANCERS, "balancer")
             if value == "nginx" and not nginx_installed():
                 raise _fail(source, key, "nginx is not installed (apt-get install nginx)")
         else:
-            integer = isinstance(getattr(base, key), int)
+            integer = isinstance(getattr(CellSettings(), key), int)
             value = _number(source, key, value, minimum=minimums[key], integer=integer)
         updates[key] = value
     merged = replace(base, **updates)
@@ -295,18 +338,46 @@ def _group_cells(
 
 
 def _check_combination(source: str, where: str, cell: Cell) -> None:
-    if cell.scheme == "session-memory" and cell.topology != "single":
+    if cell.scheme == "session-memory" and cell.settings.balancer == "nginx":
         raise _fail(
             source,
-            where + "topologies",
-            "session-memory keeps sessions in one process: it runs on single only",
+            where + "balancer",
+            "session-memory keeps sessions in one process: its users stick to one node",
         )
     if cell.scenario == "refresh" and not cell.is_jwt:
         raise _fail(source, where + "scenarios", f"refresh needs a jwt scheme, not {cell.scheme}")
     if cell.settings.balancer == "nginx" and cell.topology != "multi":
         raise _fail(source, where + "balancer", "nginx balances several nodes: use it on multi")
-    if cell.scenario == "revocation" and cell.scheme == "none":
-        raise _fail(source, where + "scenarios", "revocation needs a scheme with credentials")
+    if cell.scenario in ("revocation", "validation") and cell.scheme == "none":
+        raise _fail(source, where + "scenarios", f"{cell.scenario} needs a scheme with credentials")
+    _check_fault(source, where, cell)
+
+
+def _check_fault(source: str, where: str, cell: Cell) -> None:
+    """A fault must fit in the window and hit something the cell has."""
+    settings = cell.settings
+    if settings.sliding_session and not cell.scheme.startswith("session-"):
+        raise _fail(source, where + "sliding_session", f"{cell.scheme} has no sessions to renew")
+    if settings.persistence == "aof" and cell.store != "redis":
+        raise _fail(source, where + "persistence", f"{cell.scheme} keeps nothing in Redis")
+    if not settings.fault:
+        return
+    if settings.fault in REDIS_FAULTS and cell.store != "redis":
+        raise _fail(
+            source, where + "fault", f"{settings.fault} needs Redis; {cell.scheme} has none"
+        )
+    if settings.fault == "node-kill" and cell.topology != "multi":
+        raise _fail(source, where + "fault", "node-kill needs several nodes: use it on multi")
+    if settings.fault == "node-kill" and settings.balancer == "nginx":
+        raise _fail(source, where + "fault", "node-kill is measured with client-side spreading")
+    length = settings.fault_s if settings.fault in REDIS_FAULTS else 0.0
+    if settings.fault_at_s + length + 1.0 > settings.duration_s:
+        raise _fail(
+            source,
+            where + "fault_at_s",
+            f"the fault ({settings.fault_at_s:g} s in, {length:g} s long) must end at least 1 s "
+            f"before the window does ({settings.duration_s:g} s)",
+        )
 
 
 def load_matrix(name_or_path: str) -> Matrix:

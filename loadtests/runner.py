@@ -71,6 +71,8 @@ def interleaved_groups(matrix: Matrix) -> list[list[tuple[Cell, int]]]:
                 cell.settings.balancer,
                 cell.settings.equal_load,
                 cell.settings.store_delay_ms,
+                cell.settings.fault,
+                cell.settings.persistence,
                 tuple(cell.server_args()),
             )
             by_nodes.setdefault(key, []).append((cell, repetition))
@@ -341,6 +343,17 @@ def _run_groups(
 def _run_group(
     run: Run, pending: list[tuple[Cell, int]], redis_url: str | None, progress: Progress
 ) -> None:
+    if pending[0][0].settings.fault:
+        # A fault breaks what it hits: every fault cell gets fresh services of its own.
+        for pair in pending:
+            _run_batch(run, [pair], redis_url, progress)
+    else:
+        _run_batch(run, pending, redis_url, progress)
+
+
+def _run_batch(
+    run: Run, pending: list[tuple[Cell, int]], redis_url: str | None, progress: Progress
+) -> None:
     first = pending[0][0]
     try:
         with group_services(run, first, redis_url) as services:
@@ -378,8 +391,9 @@ def _record_failure(run: Run, cell: Cell, rep: int, reason: str) -> dict[str, An
 def _label(cell: Cell, rep: int) -> str:
     balancer = " via nginx" if cell.settings.balancer == "nginx" else ""
     load = f" open {cell.settings.rate:g} req/s" if cell.settings.model == "open" else ""
+    fault = f" {cell.fault_label.lstrip('-')}" if cell.settings.fault else ""
     return (
-        f"{cell.scheme} {cell.topology}-{cell.nodes}{balancer} {cell.scenario} "
+        f"{cell.scheme} {cell.topology}-{cell.nodes}{balancer} {cell.scenario}{fault} "
         f"{cell.users}u{load} r{rep}"
     )
 

@@ -2,38 +2,24 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
-import json
 import secrets
 import time
 from typing import Any
 
 import jwt
 
+from loadtests.scenarios.forgery import b64url, b64url_json, decode_segment, flip_char
 from targets.jwt_keys import KeyRing
 
-
-def b64url(data: bytes) -> str:
-    """Unpadded base64url."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def b64url_json(value: Any) -> str:
-    """Unpadded base64url of compact JSON."""
-    return b64url(json.dumps(value, separators=(",", ":")).encode())
+__all__ = ["b64url", "b64url_json", "decode_segment", "flip_char"]
 
 
 def segments(token: str) -> tuple[str, str, str]:
     """The three dot-separated parts of a compact JWS."""
     header, payload, signature = token.split(".")
     return header, payload, signature
-
-
-def decode_segment(segment: str) -> dict[str, Any]:
-    """JSON object of a base64url segment."""
-    return json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
 
 
 def valid_claims(**overrides: Any) -> dict[str, Any]:
@@ -70,9 +56,3 @@ def unsigned_token(claims: dict[str, Any], kid: str, signature: str = "") -> str
     """An ``alg: none`` token."""
     header = {"alg": "none", "kid": kid, "typ": "at+jwt"}
     return f"{b64url_json(header)}.{b64url_json(claims)}.{signature}"
-
-
-def flip_char(text: str, index: int) -> str:
-    """The text with one base64url character changed (never to itself)."""
-    replacement = "A" if text[index] != "A" else "B"
-    return text[:index] + replacement + text[index + 1 :]

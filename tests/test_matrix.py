@@ -70,10 +70,20 @@ def test_full_matrix_has_every_scenario_two_and_four_nodes_and_three_repetitions
         ),
         (GOOD_GROUP.replace('"read"', '"browse"'), "unknown scenario 'browse' (valid: read, login"),
         (
-            GOOD_GROUP.replace('"none", "jwt-HS256"', '"session-memory"').replace(
-                '"single"', '"multi"'
-            ),
-            "session-memory keeps sessions in one process",
+            GOOD_GROUP + "fault = 'earthquake'\n",
+            "fault: unknown fault 'earthquake' (valid: redis-outage, redis-stall, node-kill)",
+        ),
+        (GOOD_GROUP + "fault = 'node-kill'\n", "node-kill needs several nodes: use it on multi"),
+        (GOOD_GROUP + "fault = 'redis-outage'\n", "redis-outage needs Redis; none has none"),
+        (
+            GOOD_GROUP.replace('"none", ', "") + "fault = 'redis-stall'\nfault_at_s = 4\n",
+            "cells[0].fault_at_s: the fault (4 s in, 1.5 s long) must end at least 1 s before",
+        ),
+        (GOOD_GROUP + "persistence = 'rdb'\n", "unknown persistence 'rdb' (valid: none, aof)"),
+        (GOOD_GROUP + "fault_s = 0\n", "fault_s: 0 must be at least 0.1"),
+        (
+            GOOD_GROUP.replace('"read"', '"validation"'),
+            "validation needs a scheme with credentials",
         ),
         (GOOD_GROUP.replace('"read"', '"refresh"'), "refresh needs a jwt scheme, not none"),
         ("[defaults]\nmodel = 'open'\n" + GOOD_GROUP, "the open model needs a rate above 0"),
@@ -121,5 +131,5 @@ def test_runner_refuses_a_bad_matrix_before_starting_anything(tmp_path: Path) ->
 
 
 def test_unknown_matrix_name_lists_the_shipped_ones() -> None:
-    with pytest.raises(MatrixError, match="shipped: balancer, full, quick, ttl"):
+    with pytest.raises(MatrixError, match="shipped: balancer, faults, full, quick, ttl"):
         load_matrix("medium")

@@ -8,6 +8,11 @@ in total over all users of all Locust processes, latency counted from each reque
 start). In the open model each user sends every ``users / rate`` seconds, where ``users`` is the
 run's total user count (``-u``, or ``AUTHBENCH_LOAD_USERS`` for workers started apart), so K
 processes together offer the rate, not K times it.
+
+Spreading is client-side: each request goes to the next node, or, with ``AUTHBENCH_STICKY``
+(memory sessions on several nodes), every request of a user to its own node, as a sticky
+balancer would. A node that refuses the connection is skipped by that user for
+``NODE_RETRY_S`` (a sticky user moves to the next node), as a client with failover would.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import os
 import random
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import gevent
 from locust import FastHttpUser
@@ -26,6 +31,8 @@ from loadtests.recorder import INTENDED_START, recorder
 
 PASSWORD = os.environ.get("AUTHBENCH_PASSWORD", "bench-password")
 SESSION_COOKIE = "session_id"
+NODE_RETRY_S = 10.0  # as nginx's default fail_timeout: a failed upstream is skipped this long
+NO_ANSWER = 0  # the status Locust's fast client reports when no connection was made
 
 
 def node_urls(host: str | None) -> list[str]:
@@ -58,6 +65,8 @@ class Credential:
     headers: dict[str, str]
     refresh_token: str | None = None
     expires_at: float | None = None
+    subject: str = ""
+    obtained_at: float = 0.0
 
 
 class AuthbenchUser(FastHttpUser):
@@ -65,6 +74,7 @@ class AuthbenchUser(FastHttpUser):
 
     abstract = True
     scheme: str | None = None  # learnt from /healthz once per process
+    health: ClassVar[dict[str, Any]] = {}  # the whole /healthz answer (algorithm, denylist, …)
 
     def wait_time(self) -> float:
         """Closed model: no wait. Open model: until the next intended start on the schedule."""
@@ -84,12 +94,15 @@ class AuthbenchUser(FastHttpUser):
     def on_start(self) -> None:
         self.nodes = node_urls(self.host)
         self.turn = random.randrange(len(self.nodes))
+        self.sticky = bool(os.environ.get("AUTHBENCH_STICKY"))
+        self.down_until: dict[int, float] = {}
         self.population = int(os.environ.get("AUTHBENCH_USERS", "1000"))
         self._interval_s = self._open_model_interval()
         self._pending_intended: float | None = None
         if AuthbenchUser.scheme is None:
             response = self.client.get(self.nodes[0] + "/healthz", name="setup /healthz")
-            AuthbenchUser.scheme = response.json()["scheme"]
+            AuthbenchUser.health = response.json()
+            AuthbenchUser.scheme = AuthbenchUser.health["scheme"]
         if self._interval_s is not None:
             # Users start spread over one interval, so arrivals are even, not in bursts.
             self._intended = time.time() + random.uniform(0, self._interval_s)
@@ -104,20 +117,35 @@ class AuthbenchUser(FastHttpUser):
         return total_users(self.environment) / rate
 
     def url(self, path: str) -> str:
-        """The next node's URL for ``path``: consecutive requests land on different nodes."""
-        self.turn = (self.turn + 1) % len(self.nodes)
+        """The next node's URL for ``path`` (a sticky user's own), skipping nodes seen down."""
+        if not self.sticky:
+            self.turn = (self.turn + 1) % len(self.nodes)
+        now = time.time()
+        for _ in self.nodes:
+            if self.down_until.get(self.turn, 0.0) <= now:
+                break
+            self.turn = (self.turn + 1) % len(self.nodes)
         return self.nodes[self.turn] + path
+
+    def note_answer(self, response: Any) -> None:
+        """A refused connection marks the node of the last request down for a while."""
+        if getattr(response, "status_code", None) == NO_ANSWER:
+            self.down_until[self.turn] = time.time() + NODE_RETRY_S
 
     def login(self, name: str = "/login") -> Credential | None:
         """Log in as a random user; the credential as the server issued it, or None."""
         body = {"username": f"user{random.randrange(self.population)}", "password": PASSWORD}
         with self.client.post(self.url("/login"), json=body, name=name, catch_response=True) as r:
+            self.note_answer(r)
             if r.status_code != 200:
                 r.failure(f"login answered {r.status_code}")
                 return None
             credential = self._credential_from(r)
             if credential is None:
                 r.failure("login answer carried no credential")
+                return None
+            credential.subject = body["username"]
+            credential.obtained_at = time.time()
             return credential
 
     def _credential_from(self, response: Any) -> Credential | None:
@@ -137,7 +165,9 @@ class AuthbenchUser(FastHttpUser):
 
     def get_me(self, credential: Credential, name: str = "/me") -> Any:
         """GET /me with the credential on the next node."""
-        return self.client.get(self.url("/me"), headers=credential.headers, name=name)
+        response = self.client.get(self.url("/me"), headers=credential.headers, name=name)
+        self.note_answer(response)
+        return response
 
     def logout(self, credential: Credential) -> None:
         """POST /logout (with the refresh token in the body for JWTs)."""

@@ -1,0 +1,130 @@
+"""What a fault did to users, from a cell's raw ``timeline.json`` and ``fault.json``.
+
+The timeline counts answers per 100 ms of the window (by intended start), per node and status
+(0: no connection). Against the fault's start and end (``fault.json``, epoch seconds):
+
+- ``ok_share_during_fault``: the share of 2xx answers among requests that began during the fault
+  (for ``node-kill``, which has no length, during the ``AFTER_KILL_S`` after the kill);
+- ``spurious_401``: 401 answers (to credentials valid before the fault) given while the fault
+  lasted, i.e. before the runner began restoring Redis: a fault must never log users out (a
+  node-kill lasts to the window's end, as the node stays dead);
+- ``sessions_lost``: 401 answers from the fault's start to the window's end: each user refused
+  logs in again (the read scenario does), so this counts the users the fault logged out, e.g.
+  every session of a Redis that restarts without persistence;
+- ``recovery_s``: from the fault's end to the first 100 ms after which every bucket has no
+  failed answer (5xx, no connection) and a p99 within ``SLOWER_THAN_BEFORE`` of the p99
+  before the fault; empty when the window ended first.
+
+The validation scenario's tallies (``tallies.json``: ``kind|outcome`` → count) give
+``false_accepts`` and ``false_rejects``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+ACCEPTED_KINDS = ("valid", "held")  # the validation scenario's credentials a server must accept
+AFTER_KILL_S = 1.0
+SLOWER_THAN_BEFORE = 2.0  # a bucket whose p99 exceeds this many times the p99 before is disturbed
+SLACK_MS = 1.0  # … plus this much, so a sub-millisecond baseline is not a hair trigger
+COLUMNS = [
+    "fault_started_s", "fault_ended_s", "ok_share_during_fault", "spurious_401",
+    "sessions_lost", "recovery_s", "fault_failures", "false_accepts", "false_rejects",
+    "validation_errors",
+]  # fmt: skip
+
+
+def _p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.99 * len(ordered)) - 1)]
+
+
+def _failed(status: int) -> bool:
+    return status == 0 or status >= 500
+
+
+def fault_figures(cell_dir: Path) -> dict[str, Any]:
+    """The fault columns of one finished fault cell ({} when it has no fault record)."""
+    try:
+        fault = json.loads((cell_dir / "fault.json").read_text())
+        timeline = json.loads((cell_dir / "timeline.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    if "started" not in fault or "ended" not in fault:
+        return {}
+    origin, width = timeline["window_start"], timeline["bucket_s"]
+    start, end = fault["started"] - origin, fault["ended"] - origin
+    first = math.floor(start / width)
+    node_kill = fault["fault"] == "node-kill"
+    during_end = start + AFTER_KILL_S if node_kill else end
+    last_during = max(first, math.ceil(during_end / width) - 1)
+    # A 401 is spurious when the server gave it while the store was down or frozen (before the
+    # runner began restoring it); after that, Redis answers and a 401 is a session it lost.
+    refused_until = math.inf if node_kill else fault.get("restoring", fault["ended"])
+    refused = [t for t in timeline.get("refused_at", []) if t >= fault["started"]]
+    answered: dict[int, int] = defaultdict(int)
+    ok: dict[int, int] = defaultdict(int)
+    failed: dict[int, int] = defaultdict(int)
+    for bucket, _node, status, count in timeline["counts"]:
+        answered[bucket] += count
+        ok[bucket] += count if 200 <= status < 300 else 0
+        failed[bucket] += count if _failed(status) else 0
+    during = [bucket for bucket in answered if first <= bucket <= last_during]
+    latencies = {int(b): values for b, values in timeline["ok_latency_ms"].items()}
+    return {
+        "fault_started_s": round(start, 3),
+        "fault_ended_s": round(end, 3),
+        "ok_share_during_fault": (
+            round(sum(ok[b] for b in during) / sum(answered[b] for b in during), 4)
+            if during
+            else None
+        ),
+        "spurious_401": sum(1 for t in refused if t < refused_until),
+        "sessions_lost": len(refused),
+        "recovery_s": _recovery_s(answered, failed, latencies, first, end, width),
+        "fault_failures": sum(failed[b] for b in answered if b >= first),
+    }
+
+
+def _recovery_s(
+    answered: dict[int, int],
+    failed: dict[int, int],
+    latencies: dict[int, list[float]],
+    first: int,
+    end: float,
+    width: float,
+) -> float | None:
+    """Fault end → the first bucket after which nothing failed and latency was as before."""
+    before = [value for bucket, values in latencies.items() if bucket < first for value in values]
+    bound = SLOWER_THAN_BEFORE * _p99(before) + SLACK_MS if before else math.inf
+    buckets = sorted(bucket for bucket in answered if bucket >= first)
+    disturbed = [
+        bucket
+        for bucket in buckets
+        if failed[bucket] or (latencies.get(bucket) and _p99(latencies[bucket]) > bound)
+    ]
+    if not disturbed:
+        return 0.0
+    if disturbed[-1] == buckets[-1]:
+        return None  # still disturbed when the window ended
+    return round(max(0.0, (disturbed[-1] + 1) * width - end), 3)
+
+
+def validation_figures(cell_dir: Path) -> dict[str, Any]:
+    """False accepts, false rejects and errors over every kind of the validation scenario."""
+    try:
+        tallies = json.loads((cell_dir / "tallies.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    totals: dict[str, int] = defaultdict(int)
+    for key, count in tallies.items():
+        totals[key.split("|", 1)[1]] += count
+    return {
+        "false_accepts": totals["false_accept"],
+        "false_rejects": totals["false_reject"],
+        "validation_errors": totals["error"],
+    }
