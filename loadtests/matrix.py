@@ -32,7 +32,9 @@ SESSION_TTL_S = 1800  # the server's default session lifetime
 MODELS = ("closed", "open")
 BALANCERS = ("client", "nginx")
 SCHEME_CHOICES = ("none", "session-memory", "session-redis", "jwt-<ALG>", "jwt-<ALG>+deny")
-TOP_LEVEL_KEYS = ("description", "defaults", "cells", "generator_ceiling_rps", "capacity")
+TOP_LEVEL_KEYS = (
+    "description", "defaults", "cells", "generator_ceiling_rps", "capacity", "include",
+)  # fmt: skip
 DEFAULT_USERS = 20
 AXIS_KEYS = ("schemes", "topologies", "nodes", "scenarios", "users")
 
@@ -220,6 +222,7 @@ class Matrix:
     generator_ceiling_rps: float | None
     capacity: tuple[Cell, ...] = ()
     search: SearchSettings | None = None
+    included: tuple[str, ...] = ()  # the files of the included matrices
 
 
 def _fail(source: str, key: str, problem: str) -> MatrixError:
@@ -416,6 +419,10 @@ def parse_matrix(data: dict[str, Any], source: str, name: str) -> Matrix:
         for cell in _group_cells(source, index, group, base):
             if cell not in cells:
                 cells.append(cell)
+    included = []
+    for other in _includes(source, data.get("include", [])):
+        included.append(other.source)
+        cells += [cell for cell in other.cells if cell not in cells]
     capacity, search = _capacity(source, data.get("capacity"), base)
     ceiling = data.get("generator_ceiling_rps")
     if ceiling is not None:
@@ -430,7 +437,29 @@ def parse_matrix(data: dict[str, Any], source: str, name: str) -> Matrix:
         ceiling,
         capacity,
         search,
+        tuple(included),
     )
+
+
+def _includes(source: str, names: Any) -> list[Matrix]:
+    """The matrices named by ``include``: beside this file first (a run folder keeps copies),
+    else shipped. Their cells keep their own defaults; an included matrix includes nothing."""
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise _fail(source, "include", "must be a list of matrix names, e.g. ['faults']")
+    found = []
+    for name in names:
+        beside = Path(source).with_name(f"{name}.toml")
+        shipped = MATRICES_DIR / f"{name}.toml"
+        if not beside.exists() and not shipped.exists():
+            choices = ", ".join(sorted(p.stem for p in MATRICES_DIR.glob("*.toml")))
+            raise _fail(source, "include", f"no such matrix {name!r} (shipped: {choices})")
+        other = load_matrix(str(beside if beside.exists() else shipped))
+        if other.included:
+            raise _fail(source, "include", f"{name} includes other matrices: include those")
+        if other.capacity:
+            raise _fail(source, "include", f"{name} has a [capacity] table: not includable")
+        found.append(other)
+    return found
 
 
 def _capacity(

@@ -125,6 +125,8 @@ def new_run(matrix_arg: str, results_root: Path) -> Run:
     run_dir = create_run_folder(results_root, matrix.name)
     (run_dir / "cells").mkdir()
     shutil.copyfile(matrix.source, run_dir / MATRIX_COPY)
+    for included in matrix.included:  # beside the copy, where a resume looks for them first
+        shutil.copyfile(included, run_dir / Path(included).name)
     cpus = CpuPlan.for_this_machine(_generator_processes(matrix))
     manifest = {
         "schema_version": SCHEMA_VERSION,

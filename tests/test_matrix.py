@@ -48,7 +48,7 @@ def test_full_matrix_has_every_scenario_two_and_four_nodes_and_three_repetitions
     assert every <= {c.scheme for c in matrix.capacity}
     assert every <= {c.scheme for c in matrix.cells if c.settings.equal_load}
     assert {c.scenario for c in matrix.cells} == {
-        "read", "login", "refresh", "logout", "mixed", "revocation"
+        "read", "login", "refresh", "logout", "mixed", "revocation", "validation"
     }  # fmt: skip
     assert {c.nodes for c in matrix.cells if c.topology == "multi"} == {2, 4}
     assert matrix.repetitions == 3
@@ -101,6 +101,12 @@ def test_full_matrix_has_every_scenario_two_and_four_nodes_and_three_repetitions
         ("[defaults]\nusers = 0\n" + GOOD_GROUP, "users: 0 must be at least 1"),
         ("description = 'no cells'\n", "cells: needs at least one [[cells]] group"),
         ("cells = [", "cannot read"),
+        ("include = 'faults'\n" + GOOD_GROUP, "include: must be a list of matrix names"),
+        ("include = ['quick']\n" + GOOD_GROUP, "include: quick has a [capacity] table"),
+        (
+            "include = ['nowhere']\n" + GOOD_GROUP,
+            "no such matrix 'nowhere' (shipped: balancer, faults",
+        ),
     ],
 )
 def test_bad_matrix_is_one_line_naming_file_key_and_choices(
@@ -133,3 +139,29 @@ def test_runner_refuses_a_bad_matrix_before_starting_anything(tmp_path: Path) ->
 def test_unknown_matrix_name_lists_the_shipped_ones() -> None:
     with pytest.raises(MatrixError, match="shipped: balancer, faults, full, quick, ttl"):
         load_matrix("medium")
+
+
+def test_full_includes_the_faults_matrix_with_its_own_defaults() -> None:
+    full, faults = load_matrix("full"), load_matrix("faults")
+    assert set(faults.cells) <= set(full.cells)
+    assert faults.source in full.included
+    outage = next(cell for cell in full.cells if cell.settings.fault == "redis-outage")
+    assert outage.settings.model == "open" and outage.settings.repetitions == 1
+
+
+def test_faults_matrix_sweeps_store_distance_and_covers_every_fault() -> None:
+    cells = load_matrix("faults").cells
+    delays = {c.settings.store_delay_ms for c in cells if c.scheme == "session-redis"}
+    assert delays == {0, 0.5, 1, 2, 5}
+    assert {c.settings.fault for c in cells} == {"", "redis-outage", "redis-stall", "node-kill"}
+    assert {c.settings.persistence for c in cells if c.settings.fault == "redis-outage"} == {
+        "none",
+        "aof",
+    }
+    assert "session-memory" in {c.scheme for c in cells if c.settings.fault == "node-kill"}
+    assert {c.scheme for c in cells if c.scenario == "validation"} >= {
+        "session-redis",
+        "jwt-HS256",
+        "jwt-ES256",
+        "jwt-ES256+deny",
+    }

@@ -1,0 +1,228 @@
+"""Faults and bad credentials under load, through the real runner, servers, Redis and Locust.
+
+One short run (module fixture) covers a Redis crash with and without an append-only file, a
+node killed under sticky memory sessions and under a shared Redis, and the validation scenario;
+apart from it: a frozen Redis is resumed when the run is interrupted mid-fault, and the
+validation scenario catches a server that does not check signatures.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from analysis.tidy import load_run
+from loadtests.ports import free_port, wait_for_port
+from loadtests.private_redis import PrivateRedis
+from loadtests.processes import stop
+from tests.conftest import run_matrix
+
+MATRIX = """
+generator_ceiling_rps = 100000
+[defaults]
+users = 8
+warmup_s = 0.5
+duration_s = 4
+population = 50
+kdf_iterations = 1000
+model = "open"
+rate = 150
+
+[[cells]]
+schemes = ["session-redis", "jwt-HS256"]
+topologies = ["single"]
+scenarios = ["read"]
+fault = "redis-outage"
+fault_at_s = 1
+fault_s = 1.5
+
+[[cells]]
+schemes = ["session-redis"]
+topologies = ["single"]
+scenarios = ["read"]
+fault = "redis-outage"
+fault_at_s = 1
+fault_s = 1.5
+persistence = "aof"
+
+[[cells]]
+schemes = ["session-memory", "session-redis"]
+topologies = ["multi"]
+nodes = [2]
+scenarios = ["read"]
+fault = "node-kill"
+fault_at_s = 1
+
+[[cells]]
+schemes = ["session-redis", "jwt-ES256+deny"]
+topologies = ["single"]
+scenarios = ["validation"]
+access_ttl = 2
+warmup_s = 3.6
+duration_s = 3
+"""
+NO_REDIS_URL = {"REDIS_URL": ""}  # faults stop the run's own Redis, never one we were given
+
+
+@pytest.fixture(scope="module")
+def fault_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp_path = tmp_path_factory.mktemp("faults")
+    matrix = tmp_path / "faults.toml"
+    matrix.write_text(MATRIX)
+    done = run_matrix(matrix, tmp_path / "results", NO_REDIS_URL)
+    assert done.returncode == 0, done.stderr
+    return (tmp_path / "results" / "latest").resolve()
+
+
+def rows(run_dir: Path) -> dict[tuple[str, str, str, str], dict[str, str]]:
+    with (run_dir / "metrics.csv").open(newline="") as handle:
+        return {
+            (r["scheme"], r["scenario"], r["fault"], r["persistence"]): r
+            for r in csv.DictReader(handle)
+        }
+
+
+def test_a_redis_crash_gives_503_never_401_and_a_restart_without_aof_logs_everyone_out(
+    fault_run: Path,
+) -> None:
+    found = rows(fault_run)
+    plain = found[("session-redis", "read", "redis-outage", "none")]
+    persisted = found[("session-redis", "read", "redis-outage", "aof")]
+    for row in (plain, persisted):
+        assert row["status"] == "complete"
+        assert int(row["spurious_401"]) == 0  # 503 while Redis is down, never "logged out"
+        assert float(row["ok_share_during_fault"]) < 0.2
+        assert int(row["fault_failures"]) > 0
+        assert float(row["recovery_s"]) <= 2.0
+    # Back empty: every user is refused once and logs in again. From its AOF: nobody is.
+    assert int(plain["sessions_lost"]) == 8
+    assert int(persisted["sessions_lost"]) == 0
+    jwt = found[("jwt-HS256", "read", "redis-outage", "none")]
+    assert float(jwt["ok_share_during_fault"]) == 1.0 and int(jwt["fault_failures"]) == 0
+    cell = fault_run / "cells" / plain["cell_id"]
+    fault = json.loads((cell / "fault.json").read_text())
+    assert fault["started"] < fault["restoring"] < fault["ended"]
+    timeline = json.loads((cell / "timeline.json").read_text())
+    statuses = {status for _bucket, _node, status, _count in timeline["counts"]}
+    assert {200, 401, 503} <= statuses
+
+
+def test_a_killed_node_loses_its_memory_sessions_but_not_the_shared_ones(fault_run: Path) -> None:
+    found = rows(fault_run)
+    memory = found[("session-memory", "read", "node-kill", "none")]
+    shared = found[("session-redis", "read", "node-kill", "none")]
+    for row in (memory, shared):
+        assert row["status"] == "complete"
+        assert 0 < int(row["fault_failures"]) <= 8  # one refused connection per user at most
+    assert 0 < int(memory["sessions_lost"]) < 8  # the sticky users of the dead node
+    assert int(shared["sessions_lost"]) == 0 and int(shared["spurious_401"]) == 0
+
+
+def test_validation_under_load_classifies_every_kind_correctly(fault_run: Path) -> None:
+    found = rows(fault_run)
+    for scheme, kinds in (
+        ("session-redis", {"valid", "held", "expired", "tampered", "unknown_session", "revoked"}),
+        ("jwt-ES256+deny", {"valid", "held", "expired", "tampered", "bad_signature", "alg_none",
+                            "refresh_as_access", "wrong_iss", "wrong_aud", "revoked"}),
+    ):  # fmt: skip
+        row = found[(scheme, "validation", "", "none")]
+        assert (row["false_accepts"], row["false_rejects"], row["validation_errors"]) == (
+            "0",
+            "0",
+            "0",
+        ), scheme
+        tallies = json.loads((fault_run / "cells" / row["cell_id"] / "tallies.json").read_text())
+        assert {key.split("|")[0] for key in tallies} == kinds, scheme
+        assert all(key.endswith("|correct") and count > 0 for key, count in tallies.items())
+
+
+def test_the_report_carries_the_resilience_section(fault_run: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "analysis", "report", str(fault_run)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = (fault_run / "report.md").read_text()
+    assert "## Resilience: faults, store distance, bad credentials" in report
+    assert "when Redis is down" in report
+    assert "8 of 8 users logged out after the restart (no persistence)" in report
+    for figure in ("timeline-redis-outage", "timeline-redis-outage-aof", "timeline-node-kill"):
+        assert (fault_run / "figures" / f"{figure}.png").exists()
+    assert load_run(fault_run).cells["fault"].tolist().count("redis-outage") == 3
+
+
+def test_a_frozen_redis_is_resumed_when_the_run_is_interrupted(tmp_path: Path) -> None:
+    matrix = tmp_path / "stall.toml"
+    matrix.write_text(
+        "generator_ceiling_rps = 100000\n[defaults]\nusers = 4\nwarmup_s = 0.5\n"
+        "duration_s = 30\nkdf_iterations = 1000\n[[cells]]\nschemes = ['session-redis']\n"
+        "topologies = ['single']\nscenarios = ['read']\nfault = 'redis-stall'\n"
+        "fault_at_s = 0.5\nfault_s = 25\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "loadtests", "run", "--matrix", str(matrix),
+         "--out", str(tmp_path / "results"), "--no-micro"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env={**os.environ, **NO_REDIS_URL},
+    )  # fmt: skip
+    frozen = None
+    deadline = time.monotonic() + 90
+    while frozen is None and time.monotonic() < deadline:
+        for child in psutil.Process(process.pid).children(recursive=True):
+            try:
+                if "redis-server" in child.name() and child.status() == psutil.STATUS_STOPPED:
+                    frozen = child
+            except psutil.NoSuchProcess:
+                continue
+        time.sleep(0.1)
+    assert frozen is not None, "the stall never froze the run's Redis"
+    children = psutil.Process(process.pid).children(recursive=True)
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    _, alive = psutil.wait_procs(children, timeout=5)
+    assert not alive, f"left behind: {[(p.pid, p.name()) for p in alive]}"
+    cell = next((tmp_path / "results").glob("*/cells/*"))
+    assert json.loads((cell / "cell.json").read_text())["status"] == "interrupted"
+    fault = json.loads((cell / "fault.json").read_text())
+    assert fault["fault"] == "redis-stall" and fault["ended"] >= fault["started"]
+
+
+def test_validation_catches_a_server_that_does_not_check_signatures(
+    tmp_path: Path, private_redis: PrivateRedis
+) -> None:
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.broken_target", "--scheme", "jwt", "--alg", "HS256",
+         "--users", "20", "--kdf-iterations", "1000", "--keys-dir", str(tmp_path / "keys"),
+         "--port", str(port)],
+        env={**os.environ, "REDIS_URL": private_redis.url}, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        assert wait_for_port("127.0.0.1", port, 20), "the broken target did not start"
+        locust = subprocess.run(
+            [sys.executable, "-m", "locust", "-f", "loadtests/locustfile.py", "--headless",
+             "--host", f"http://127.0.0.1:{port}", "-u", "4", "-r", "4", "-t", "3s",
+             "--loglevel", "ERROR", "--exit-code-on-error", "0", "ValidationUser"],
+            env={**os.environ, "AUTHBENCH_USERS": "20", "AUTHBENCH_WARMUP_S": "0.5",
+                 "AUTHBENCH_HDR_OUT": str(tmp_path / "hdr.json"),
+                 "AUTHBENCH_KEYS_DIR": str(tmp_path / "keys")},
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert locust.returncode == 0, locust.stderr
+    finally:
+        stop(server)
+    tallies = json.loads((tmp_path / "tallies.json").read_text())
+    for kind in ("tampered", "bad_signature", "wrong_iss", "wrong_aud"):
+        assert tallies.get(f"{kind}|false_accept", 0) > 0, kind
+    assert tallies.get("refresh_as_access|correct", 0) > 0  # the typ check still holds
+    assert tallies.get("valid|correct", 0) > 0
