@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import signal
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -27,7 +29,14 @@ def create_app(context: ServerContext) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):  # type: ignore[no-untyped-def]
+        for start in context.starters:
+            await start()
+        loop = asyncio.get_running_loop()
+        for reload in context.reloaders:
+            loop.add_signal_handler(signal.SIGHUP, reload)
         yield
+        for close in context.closers:
+            await close()
         if context.redis is not None:
             await context.redis.aclose()
 

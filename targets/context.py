@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +32,18 @@ class ServerContext:
     """What every scheme's routes share."""
 
     settings: ServerSettings
-    users: UserDirectory
+    users: UserDirectory | None  # None on a resource node: it logs nobody in
     keys_dir: Path
     redis: aioredis.Redis | None
+    # Hooks the scheme registers: run at start-up (before serving), at shutdown, on SIGHUP.
+    starters: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    reloaders: list[Callable[[], None]] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)  # more identity for /healthz
 
     def check_password(self, credentials: LoginRequest, timing: ServerTiming) -> str:
         """The username if the password is right; AuthFailure otherwise (same for both causes)."""
+        assert self.users is not None, "a resource node has no /login"
         with timing.kdf():
             valid = self.users.verify(credentials.username, credentials.password)
         if not valid:
@@ -52,12 +59,19 @@ class ServerContext:
             "store": "redis" if s.scheme == "jwt" else s.store,
             "denylist": s.denylist if s.scheme == "jwt" else None,
             "node": s.node_id,
+            "role": s.role,
+            **self.facts,
         }
 
 
 def build_context(settings: ServerSettings) -> ServerContext:
     """Parse keys folder and users once, before serving; connect lazily to Redis if needed."""
-    keys_dir = Path(settings.keys_dir or tempfile.mkdtemp(prefix="authbench-keys-"))
-    users = load_users(keys_dir, settings.users, settings.kdf_iterations)
+    if settings.learns_keys or settings.introspect:
+        keys_dir = Path("/nonexistent")  # never read: this node holds no key and no user
+    else:
+        keys_dir = Path(settings.keys_dir or tempfile.mkdtemp(prefix="authbench-keys-"))
+    users = (
+        load_users(keys_dir, settings.users, settings.kdf_iterations) if settings.issues else None
+    )
     client = redis_store.connect(settings.redis_url) if settings.uses_redis else None
     return ServerContext(settings, users, keys_dir, client)

@@ -22,6 +22,14 @@ class AuthFailure(Exception):
         self.headers = headers or {}
 
 
+class BadRequest(Exception):
+    """A request this server cannot act on (a 400 with the reason)."""
+
+
+class UpstreamUnavailable(Exception):
+    """A service this one depends on (the issuer) did not answer properly: a 503."""
+
+
 def start_timing(request: Request) -> ServerTiming:
     """A fresh ServerTiming for this request, visible to the error handlers."""
     timing = ServerTiming()
@@ -46,7 +54,20 @@ async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _bad_request(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=400, headers=_timing_headers(request))
+
+
+async def _upstream_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse(
+        {"detail": "issuer unavailable"}, status_code=503, headers=_timing_headers(request)
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Answer AuthFailure with 401 and StoreUnavailable with 503, as JSON."""
+    """Answer AuthFailure with 401, BadRequest with 400, StoreUnavailable and
+    UpstreamUnavailable with 503, as JSON."""
     app.add_exception_handler(AuthFailure, _auth_failure)
+    app.add_exception_handler(BadRequest, _bad_request)
     app.add_exception_handler(StoreUnavailable, _store_unavailable)
+    app.add_exception_handler(UpstreamUnavailable, _upstream_unavailable)

@@ -12,6 +12,7 @@ import secrets
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
+from targets.call_chain import CallChain, me_answer
 from targets.context import LoginRequest, ServerContext
 from targets.http_errors import AuthFailure, start_timing
 from targets.server_timing import HEADER as SERVER_TIMING
@@ -40,10 +41,27 @@ def session_id_from(request: Request) -> str | None:
 
 
 def install_session_routes(app: FastAPI, context: ServerContext) -> None:
-    """Register /login, /me and /logout of a session server."""
+    """Register /login, /me and /logout of a session server (those of its role in split)."""
     store = make_store(context)
     settings = context.settings
     node = settings.node_id
+
+    if settings.serves_resources:
+        chain = CallChain(settings.downstream)
+        context.closers.append(chain.close)
+
+        @app.get("/me")
+        async def me(request: Request) -> JSONResponse:
+            timing = start_timing(request)
+            with timing.auth():
+                session_id = session_id_from(request)
+                subject = await store.subject(session_id, timing) if session_id else None
+                if subject is None:
+                    raise AuthFailure("no valid session")
+            return await me_answer(request, chain, subject, node, timing)
+
+    if not settings.issues:
+        return
 
     @app.post("/login")
     async def login(credentials: LoginRequest, request: Request) -> JSONResponse:
@@ -64,18 +82,6 @@ def install_session_routes(app: FastAPI, context: ServerContext) -> None:
             secure=settings.secure_cookie,
         )
         return response
-
-    @app.get("/me")
-    async def me(request: Request) -> JSONResponse:
-        timing = start_timing(request)
-        with timing.auth():
-            session_id = session_id_from(request)
-            subject = await store.subject(session_id, timing) if session_id else None
-            if subject is None:
-                raise AuthFailure("no valid session")
-        return JSONResponse(
-            {"sub": subject, "node": node}, headers={SERVER_TIMING: timing.header_value()}
-        )
 
     @app.post("/logout", status_code=204)
     async def logout(request: Request) -> Response:

@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 SCHEMES = ("none", "session", "jwt")
+ROLES = ("all", "issuer", "resource")
+HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
+MAX_HOPS = 16
 STORES = ("redis", "memory")
 ALGORITHMS = (
     "HS256",
@@ -64,10 +67,40 @@ class ServerSettings:
     kdf_iterations: int
     rsa_bits: int
     redis_url: str
+    role: str = "all"
+    issuer_url: str | None = None
+    introspect: bool = False
+    introspect_cache: int = 0
+    introspect_secret: str | None = None
+    jwks_ttl: int = 300
+    jwks_cooldown: float = 2.0
+    downstream: str | None = None
+
+    @property
+    def issues(self) -> bool:
+        """Whether this server logs users in (the issuer, or a server in every role)."""
+        return self.role in ("all", "issuer")
+
+    @property
+    def serves_resources(self) -> bool:
+        """Whether this server answers /me (a resource service, or a server in every role)."""
+        return self.role in ("all", "resource")
+
+    @property
+    def learns_keys(self) -> bool:
+        """A resource node of an asymmetric JWT: its keys come from the issuer's JWKS only."""
+        return (
+            self.role == "resource"
+            and self.scheme == "jwt"
+            and not self.introspect
+            and self.alg not in HMAC_ALGORITHMS
+        )
 
     @property
     def uses_redis(self) -> bool:
         """Whether this server keeps any state in Redis."""
+        if self.role == "resource" and self.scheme == "jwt":
+            return self.denylist  # a resource node reads Redis only for the denylist
         return self.scheme == "jwt" or (self.scheme == "session" and self.store == "redis")
 
     @property
@@ -76,7 +109,8 @@ class ServerSettings:
         if self.scheme == "session":
             return f"session-{self.store}"
         if self.scheme == "jwt":
-            return f"jwt-{self.alg}" + ("+deny" if self.denylist else "")
+            suffix = "+introspect" if self.introspect else ("+deny" if self.denylist else "")
+            return f"jwt-{self.alg}{suffix}"
         return "none"
 
 
@@ -135,7 +169,35 @@ def _build_parser() -> argparse.ArgumentParser:
         help="PBKDF2-HMAC-SHA256 iterations of the stored password hashes",
     )
     add("--rsa-bits", type=_bounded_int(2048, 8192), default=2048, help="size of new RSA keys")
+    add("--role", choices=ROLES, default="all",
+        help="all (default), issuer (login, refresh, logout, JWKS, introspection) or resource "
+        "(/me; learns keys from --issuer-url)")  # fmt: skip
+    add("--issuer-url", help="the issuer's base URL (resource nodes: JWKS, introspection)")
+    add("--introspect", action="store_true",
+        help="resource: ask the issuer's /introspect on every request (RFC 7662)")  # fmt: skip
+    add("--introspect-cache", type=_bounded_int(0, 3600), default=0,
+        help="resource: keep an active introspection answer this many seconds")  # fmt: skip
+    add("--introspect-secret",
+        help="client secret of /introspect (issuer: accepted; resource: sent)")  # fmt: skip
+    add("--jwks-ttl", type=_bounded_int(1, 86400), default=300,
+        help="resource: how long a fetched JWKS is trusted, s")  # fmt: skip
+    add("--jwks-cooldown", type=_bounded_float(0.05, 3600), default=2.0,
+        help="resource: at most one JWKS fetch for unknown kids per this many seconds")  # fmt: skip
+    add("--downstream", help="resource: the next service's base URL for call chains")
     return parser
+
+
+def _bounded_float(low: float, high: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value:g} must be between {low:g} and {high:g}")
+        return value
+
+    return parse
 
 
 def _flag_from_env(name: str, text: str) -> bool:
@@ -198,6 +260,37 @@ def _check_combinations(ns: argparse.Namespace) -> None:
                 )
 
 
+def _check_roles(ns: argparse.Namespace) -> None:
+    """What the split topology's roles need, refused in one line when missing or meaningless."""
+    resource_only = (("--introspect", ns.introspect), ("--downstream", ns.downstream),
+                     ("--introspect-cache", ns.introspect_cache))  # fmt: skip
+    if ns.role != "resource":
+        for option, value in resource_only:
+            if value:
+                raise SettingsError(f"{option} applies only to --role resource")
+    if ns.role == "issuer" and ns.scheme == "none":
+        raise SettingsError("--role issuer needs credentials to issue: --scheme session or jwt")
+    if ns.role == "issuer" and ns.scheme == "session" and ns.store == "memory":
+        raise SettingsError("--role issuer with --store memory: resource nodes could not see it")
+    if ns.introspect and (ns.scheme != "jwt" or ns.denylist):
+        raise SettingsError("--introspect applies to --scheme jwt without --denylist")
+    if ns.introspect and not (ns.issuer_url and ns.introspect_secret):
+        raise SettingsError("--introspect needs --issuer-url and --introspect-secret")
+    if ns.role != "resource" or ns.scheme != "jwt" or ns.introspect:
+        return
+    if (ns.alg or DEFAULT_ALG) in HMAC_ALGORITHMS:
+        if not ns.keys_dir:
+            raise SettingsError(
+                "--role resource with an HMAC algorithm needs --keys-dir with the issuer's secret"
+            )
+    elif not ns.issuer_url:
+        raise SettingsError("--role resource learns its keys from the issuer: give --issuer-url")
+    elif ns.keys_dir:
+        raise SettingsError(
+            "--role resource of an asymmetric algorithm holds no private key: drop --keys-dir"
+        )
+
+
 def parse_settings(
     argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
 ) -> ServerSettings:
@@ -207,6 +300,7 @@ def parse_settings(
     parser = _build_parser()
     ns = parser.parse_args(_argv_with_env(parser, argv, environ))
     _check_combinations(ns)
+    _check_roles(ns)
     return ServerSettings(
         scheme=ns.scheme,
         alg=(ns.alg or DEFAULT_ALG) if ns.scheme == "jwt" else None,
@@ -228,4 +322,12 @@ def parse_settings(
         kdf_iterations=ns.kdf_iterations,
         rsa_bits=ns.rsa_bits,
         redis_url=environ.get("REDIS_URL", DEFAULT_REDIS_URL),
+        role=ns.role,
+        issuer_url=ns.issuer_url.rstrip("/") if ns.issuer_url else None,
+        introspect=ns.introspect,
+        introspect_cache=ns.introspect_cache,
+        introspect_secret=ns.introspect_secret,
+        jwks_ttl=ns.jwks_ttl,
+        jwks_cooldown=ns.jwks_cooldown,
+        downstream=ns.downstream.rstrip("/") if ns.downstream else None,
     )
