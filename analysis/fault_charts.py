@@ -32,10 +32,11 @@ def _p99(values: list[float]) -> float:
     return ordered_values[max(0, math.ceil(0.99 * len(ordered_values)) - 1)]
 
 
-def timeline_charts(run: RunData, out: Path) -> list[Chart]:
-    """One figure per fault (and persistence): a panel per scheme, first repetition."""
+def timeline_charts(run: RunData, out: Path, faults: tuple[str, ...]) -> list[Chart]:
+    """One figure per fault of ``faults`` (and persistence): a panel per scheme, first
+    repetition."""
     cells = run.complete()
-    cells = cells[(cells["fault"].fillna("") != "") & (cells["repetition"] == 1)]
+    cells = cells[cells["fault"].isin(faults) & (cells["repetition"] == 1)]
     charts = []
     for (fault, persistence), group in cells.groupby(["fault", "persistence"], sort=True):
         schemes = ordered(group["scheme"].tolist())

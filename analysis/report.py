@@ -16,6 +16,7 @@ from analysis.charts import Chart, draw_all
 from analysis.claims import Claim, check_claims
 from analysis.cost import cheapest, sizing_table, sizings, unmet_windows
 from analysis.decision import HEADERS, decision_rows
+from analysis.microservices import microservices_section
 from analysis.resilience import Section, resilience_section
 from analysis.tidy import RunData
 from analysis.ttl_chart import ttl_chart
@@ -51,6 +52,7 @@ class Report:
     capacity: list[list[str]] = field(default_factory=list)
     workload: WorkloadSection | None = None
     resilience: Section | None = None
+    microservices: Section | None = None
     warnings: list[str] = field(default_factory=list)
 
 
@@ -323,6 +325,7 @@ def build_report(run: RunData, figures_dir: Path) -> Report:
         methodology=methodology(run),
         workload=section,
         resilience=resilience_section(run, figures_dir),
+        microservices=microservices_section(run, figures_dir),
         warnings=warnings(run),
     )
 
@@ -367,12 +370,14 @@ def render_html(report: Report) -> str:
     if report.capacity:
         parts.append("<h2 id='capacity'>Capacity at the SLO</h2>")
         parts.append(_html_table(CAPACITY_HEADERS, report.capacity, "capacity-table"))
-    if report.resilience:
-        section = report.resilience
-        parts.append(f"<h2 id='resilience'>{e(section.title)}</h2>")
+    for css, section in (("resilience", report.resilience),
+                         ("microservices", report.microservices)):  # fmt: skip
+        if section is None:
+            continue
+        parts.append(f"<h2 id='{css}'>{e(section.title)}</h2>")
         for index, table in enumerate(section.tables):
             parts.append(f"<p>{e(table.intro)}</p>")
-            parts.append(_html_table(table.headers, table.rows, f"resilience-{index}"))
+            parts.append(_html_table(table.headers, table.rows, f"{css}-{index}"))
         parts += [_html_figure(chart) for chart in section.charts]
         parts += [f"<p class='sub'>{e(note)}</p>" for note in section.notes]
     parts.append("<h2 id='charts'>Charts</h2>")
@@ -444,8 +449,9 @@ def render_markdown(report: Report, report_dir: Path) -> str:
         parts += [f"**{w.verdict}**", "", *[f"- {c}" for c in w.caveats], ""]
     if report.capacity:
         parts += ["## Capacity at the SLO", "", _md_table(CAPACITY_HEADERS, report.capacity), ""]
-    if report.resilience:
-        section = report.resilience
+    for section in (report.resilience, report.microservices):
+        if section is None:
+            continue
         parts += [f"## {section.title}", ""]
         for table in section.tables:
             parts += [table.intro, "", _md_table(table.headers, table.rows), ""]

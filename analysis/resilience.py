@@ -20,6 +20,7 @@ from analysis.palette import ordered
 from analysis.tidy import RunData
 from loadtests.fault_metrics import ACCEPTED_KINDS
 
+USER_FAULTS = ("redis-outage", "redis-stall", "node-kill")  # split faults: microservices section
 FAULT_HEADERS = [
     "scheme", "fault", "OK during the fault", "spurious 401", "sessions lost (of users)",
     "failed requests", "recovery", "p99 over the window",
@@ -74,7 +75,7 @@ def _recovery(rows: pd.DataFrame) -> str:
 def fault_table(run: RunData) -> list[list[str]]:
     """One row per fault cell (repetitions side by side)."""
     cells = run.complete()
-    cells = cells[cells["fault"].fillna("") != ""]
+    cells = cells[cells["fault"].isin(USER_FAULTS)]
     table = []
     for (scheme, _fault, _persistence), rows in cells.groupby(
         ["scheme", "fault", "persistence"], sort=False
@@ -229,14 +230,14 @@ def resilience_section(run: RunData, figures_dir: Path) -> Section | None:
                 validation,
             )
         )
-    section.charts = [*timeline_charts(run, figures_dir)]
+    section.charts = [*timeline_charts(run, figures_dir, USER_FAULTS)]
     chart = distance_chart(run, distance, figures_dir)
     if chart is not None:
         section.charts.append(chart)
     repetitions = run.complete()
     if not faults and not validation:
         return section
-    if (repetitions[repetitions["fault"].fillna("") != ""]["repetition"] == 1).all():
+    if (repetitions[repetitions["fault"].isin(USER_FAULTS)]["repetition"] == 1).all():
         section.notes.append(
             "One repetition per fault cell: these are observed counts and times, not intervals."
         )

@@ -25,7 +25,8 @@ from loadtests.run_folder import SCHEMA_VERSION
 
 CELL_KEY = [
     "scheme", "topology", "nodes", "balancer", "scenario", "users", "model", "rate", "access_ttl",
-    "store_delay_ms", "fault", "fault_s", "persistence", "sliding_session",
+    "store_delay_ms", "fault", "fault_s", "persistence", "sliding_session", "hops",
+    "introspect_cache_s", "jwks_cooldown_s",
 ]  # fmt: skip
 # Headline figures come from undisturbed cells: a fault cell is only ever asked for by its fault.
 HEADLINE_DEFAULTS = {"model": "closed", "balancer": "client", "fault": "", "sliding_session": False}
@@ -35,7 +36,8 @@ SUMMARISED = (
     "store_mean_us", "rps_per_server_cpu_s", "redis_cpu_us_per_req", "redis_cmds_per_req",
     "redis_bytes_per_session", "credential_bytes", "generator_cpu_pct", "error_rate",
     "achieved_rps", "late_p99_ms", "revocation_delay_ms", "balancer_cpu_us_per_req",
-    "server_cpu_overhead_us_per_req", "p50_overhead_ms",
+    "server_cpu_overhead_us_per_req", "p50_overhead_ms", "issuer_cpu_us_per_req",
+    "resource_cpu_us_per_req", "issuer_calls_per_req",
 )  # fmt: skip
 
 

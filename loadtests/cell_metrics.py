@@ -33,6 +33,8 @@ from loadtests.histograms import (
 )
 from loadtests.run_folder import write_csv
 from loadtests.sampling import delta, read_samples
+from loadtests.split_metrics import COLUMNS as SPLIT_COLUMNS
+from loadtests.split_metrics import split_figures
 
 # The requests a scenario is about; None: every request of the journey.
 MEASURED_REQUESTS: dict[str, tuple[str, ...] | None] = {
@@ -59,8 +61,10 @@ AXES = ["scheme", "alg", "store", "topology", "nodes", "scenario", "users"]
 CELL_SETTINGS = (
     "warmup_s", "duration_s", "kdf_iterations", "population", "generator_processes",
     "store_delay_ms", "fault", "fault_at_s", "fault_s", "persistence", "sliding_session",
+    "hops", "introspect_cache_s", "jwks_cooldown_s", "kid_flood_share",
 )  # fmt: skip
-SAMPLED_SERVER = ("node",)  # sample sources whose CPU is the servers' (the balancer's is apart)
+# Sample sources whose CPU is the servers' (the balancer's is apart; split: issuer + resources).
+SAMPLED_SERVER = ("node", "issuer")
 COLUMNS = [
     *AXES, "rps", "min_ms", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms", "requests",
     "failures", "error_rate", "offered_rps", "achieved_rps", "late_p99_ms", "unsent", "late",
@@ -75,7 +79,8 @@ COLUMNS = [
     "window_s", "model", "rate", "equal_load", "denylist", "warmup_s", "duration_s",
     "kdf_iterations", "population", "generator_processes", "store_delay_ms",
     "store_delay_measured_ms", "fault", "fault_at_s", "fault_s", "persistence",
-    "sliding_session", *FAULT_COLUMNS, "repetition", "cell_id", "status", "reason",
+    "sliding_session", "introspect_cache_s", "jwks_cooldown_s", "kid_flood_share",
+    *SPLIT_COLUMNS, *FAULT_COLUMNS, "repetition", "cell_id", "status", "reason",
 ]  # fmt: skip
 
 
@@ -281,10 +286,12 @@ def cell_row(cell_dir: Path) -> dict[str, Any]:
     near_ceiling = bool(ceiling) and rate_seen > CEILING_FRACTION * ceiling
     row["saturated"] = per_cpu > GENERATOR_SATURATED_PCT or (near_ceiling and not open_model)
     if open_model:
-        # A fault cell is late when the generator fell behind, not when the fault failed requests.
-        sent = requests + failures if params.get("fault") else requests
+        # A fault cell is late when the generator fell behind its schedule, not when the fault
+        # failed requests or a flood's requests went under another name.
+        sent = int(generators.get("sent_on_schedule") or 0) if params.get("fault") else requests
         row.update(_open_model_figures(params["rate"], sent, window_s, histograms, generators))
     row.update(fault_figures(cell_dir), **validation_figures(cell_dir))
+    row.update(split_figures(cell_dir, meta, series, (start, end), requests, histograms))
     if params.get("fault") == "redis-outage":
         # Redis restarted inside the window: its cumulative counters began again from zero.
         row.update(redis_cmds_per_req=None, redis_cmds_by_name=None, redis_cpu_us_per_req=None)

@@ -19,12 +19,14 @@ from loadtests.cell_metrics import cell_row
 from loadtests.console import Progress
 from loadtests.delay_proxy import DelayProxy, added_round_trip_ms
 from loadtests.faults import FaultInjector, FaultUnavailable
+from loadtests.http_probe import call
 from loadtests.locust_process import LocustFailed, LocustRun
 from loadtests.matrix import Cell, Matrix
 from loadtests.nginx_balancer import NginxBalancer
 from loadtests.private_redis import PrivateRedis
 from loadtests.run_folder import utc_now, write_json
 from loadtests.sampling import Sampler, idle_redis_cpu, redis_key_memory
+from loadtests.split_services import can_mint, start_split
 from loadtests.target_process import TargetNode, start_nodes
 from loadtests.verify import THROUGH_BALANCER, Expected, VerifyFailed, verify_target
 
@@ -75,7 +77,7 @@ def expected_identity(cell: Cell) -> Expected:
         return Expected("none", None, None, False)
     if cell.scheme.startswith("session-"):
         return Expected("session", None, cell.store, False)
-    return Expected("jwt", cell.alg, "redis", cell.denylist)
+    return Expected("jwt", cell.alg, "redis", cell.denylist, cell.introspect)
 
 
 def set_aside(cell_dir: Path) -> None:
@@ -97,10 +99,15 @@ class GroupServices:
     proxy: DelayProxy | None = None
     store_delay_measured_ms: float | None = None
     private_redis: PrivateRedis | None = None
+    issuer: TargetNode | None = None  # split: the issuer; ``nodes`` are the resource nodes
 
     @property
     def node_urls(self) -> list[str]:
         return [node.url for node in self.nodes]
+
+    @property
+    def issuer_url(self) -> str | None:
+        return self.issuer.url if self.issuer else None
 
     @property
     def load_urls(self) -> list[str]:
@@ -115,6 +122,7 @@ def group_services(run: Run, cell: Cell, redis_url: str | None) -> Iterator[Grou
     if cell.store == "redis" and redis_url is None:
         private = PrivateRedis(append_only=cell.settings.persistence == "aof")
     nodes: list[TargetNode] = []
+    issuer: TargetNode | None = None
     balancer: NginxBalancer | None = None
     proxy: DelayProxy | None = None
     measured: float | None = None
@@ -133,19 +141,22 @@ def group_services(run: Run, cell: Cell, redis_url: str | None) -> Iterator[Grou
             node_url = proxy.url
             measured = added_round_trip_ms(url, proxy.url)
         env = {"REDIS_URL": node_url} if node_url else {}
-        args = [*cell.server_args(), "--keys-dir", str(run.keys_dir)]
-        nodes = start_nodes(args, cell.nodes, env, run.cpus.servers)
+        if cell.is_split:
+            issuer, nodes = start_split(cell, run.keys_dir, env, run.cpus.servers)
+        else:
+            args = [*cell.server_args(), "--keys-dir", str(run.keys_dir)]
+            nodes = start_nodes(args, cell.nodes, env, run.cpus.servers)
         if cell.settings.balancer == "nginx":
             balancer = NginxBalancer([node.url for node in nodes], run.cpus.servers)
             balancer.start()
         idle = idle_redis_cpu(url) if url else None
-        yield GroupServices(nodes, url, balancer, idle, proxy, measured, private)
+        yield GroupServices(nodes, url, balancer, idle, proxy, measured, private, issuer)
     finally:
         if balancer is not None:
             balancer.close()
         if proxy is not None:
             proxy.close()
-        for node in nodes:
+        for node in [*nodes, *([issuer] if issuer else [])]:
             node.stop()
         if private is not None:
             private.close()
@@ -190,10 +201,17 @@ def run_cell(
     write_json(cell_dir / "cell.json", meta)
     injector: FaultInjector | None = None
     try:
-        if cell.settings.fault:
-            injector = FaultInjector(cell, cell_dir, services.private_redis, services.nodes)
+        if cell.settings.fault and cell.settings.fault != "kid-flood":
+            injector = FaultInjector(
+                cell,
+                cell_dir,
+                services.private_redis,
+                services.nodes,
+                services.issuer,
+                run.keys_dir,
+            )
         progress.phase("verify")
-        verified = _verify_nodes(services.node_urls, cell)
+        verified = _verify_nodes(services, cell)
         if services.balancer is not None:
             verify_target([services.balancer.url], expected_identity(cell))
             verified.checks[THROUGH_BALANCER] = True
@@ -206,13 +224,21 @@ def run_cell(
             f"warm-up {cell.settings.warmup_s:g}s, measure {cell.settings.duration_s:g}s"
         )
         processes = {f"node{index}": node.pid for index, node in enumerate(services.nodes)}
+        counters = {f"node{index}": url for index, url in enumerate(services.node_urls)}
+        if services.issuer is not None:
+            processes["issuer"] = services.issuer.pid
+            counters["issuer"] = services.issuer.url
+            meta["split"] = {"issuer": services.issuer.url, "can_mint": can_mint(cell)}
         if services.balancer is not None and services.balancer.pid is not None:
             processes["balancer"] = services.balancer.pid
         if services.proxy is not None and services.proxy.pid is not None:
             processes["proxy"] = services.proxy.pid
-        with Sampler(processes, services.redis_url) as sampler:
-            keys = {"AUTHBENCH_KEYS_DIR": str(run.keys_dir)}
-            locust = LocustRun(cell, services.load_urls, cell_dir, run.cpus.generator, keys)
+        split = counters if services.issuer is not None else None
+        with Sampler(processes, services.redis_url, split) as sampler:
+            extra = {"AUTHBENCH_KEYS_DIR": str(run.keys_dir)}
+            if services.issuer is not None:
+                extra["AUTHBENCH_ISSUER"] = services.issuer.url
+            locust = LocustRun(cell, services.load_urls, cell_dir, run.cpus.generator, extra)
             try:
                 if injector is not None:
                     injector.start()
@@ -223,6 +249,10 @@ def run_cell(
                 if injector is not None:
                     write_json(cell_dir / "fault.json", injector.undo())
         sampler.save(cell_dir / "samples.csv")
+        if services.issuer is not None:
+            meta["split"]["counters"] = {
+                name: call(url, "GET", "/counters").body for name, url in counters.items()
+            }
         if services.redis_url:
             meta["redis_key_memory"] = redis_key_memory(services.redis_url)
         expect_results(cell_dir)
@@ -240,9 +270,13 @@ def run_cell(
     return cell_row(cell_dir)
 
 
-def _verify_nodes(node_urls: list[str], cell: Cell) -> Any:
-    """The gate over every node; memory sessions live in one node, so each is its own target."""
+def _verify_nodes(services: GroupServices, cell: Cell) -> Any:
+    """The gate over every node; memory sessions live in one node, so each is its own target;
+    in split, the issuer logs in and out and every resource node must judge alike."""
     expected = expected_identity(cell)
+    node_urls = services.node_urls
+    if services.issuer is not None:
+        return verify_target(node_urls, expected, issuer=services.issuer.url)
     if cell.store != "memory" or len(node_urls) == 1:
         return verify_target(node_urls, expected)
     for node in node_urls[1:]:

@@ -23,15 +23,19 @@ from typing import Any
 from targets.settings import ALGORITHMS
 
 MATRICES_DIR = Path(__file__).parent / "matrices"
-TOPOLOGIES = ("single", "multi")
+TOPOLOGIES = ("single", "multi", "split")
 SCENARIOS = ("read", "login", "refresh", "logout", "mixed", "revocation", "validation")
-FAULTS = ("", "redis-outage", "redis-stall", "node-kill")
+FAULTS = ("", "redis-outage", "redis-stall", "node-kill", "key-rotation", "kid-flood")
+SPLIT_FAULTS = ("key-rotation", "kid-flood")
 REDIS_FAULTS = ("redis-outage", "redis-stall")
 PERSISTENCE = ("none", "aof")
 SESSION_TTL_S = 1800  # the server's default session lifetime
 MODELS = ("closed", "open")
 BALANCERS = ("client", "nginx")
-SCHEME_CHOICES = ("none", "session-memory", "session-redis", "jwt-<ALG>", "jwt-<ALG>+deny")
+SCHEME_CHOICES = (
+    "none", "session-memory", "session-redis", "jwt-<ALG>", "jwt-<ALG>+deny",
+    "jwt-<ALG>+introspect",
+)  # fmt: skip
 TOP_LEVEL_KEYS = (
     "description", "defaults", "cells", "generator_ceiling_rps", "capacity", "include",
 )  # fmt: skip
@@ -69,6 +73,10 @@ class CellSettings:
     fault_s: float = 1.5
     persistence: str = "none"
     sliding_session: bool = False
+    hops: int = 1
+    introspect_cache_s: int = 0
+    jwks_cooldown_s: float = 2.0
+    kid_flood_share: float = 0.2
 
 
 SETTING_KEYS = tuple(asdict(CellSettings()))
@@ -89,7 +97,9 @@ class Cell:
     @property
     def alg(self) -> str:
         """The JWT algorithm, '' for other schemes."""
-        return self.scheme.removeprefix("jwt-").removesuffix("+deny") if self.is_jwt else ""
+        if not self.is_jwt:
+            return ""
+        return self.scheme.removeprefix("jwt-").removesuffix("+deny").removesuffix("+introspect")
 
     @property
     def is_jwt(self) -> bool:
@@ -106,6 +116,15 @@ class Cell:
     def denylist(self) -> bool:
         return self.scheme.endswith("+deny")
 
+    @property
+    def introspect(self) -> bool:
+        """Whether resource nodes ask the issuer about every token (split only)."""
+        return self.scheme.endswith("+introspect")
+
+    @property
+    def is_split(self) -> bool:
+        return self.topology == "split"
+
     def cell_id(self, repetition: int) -> str:
         """Folder name: the axes in a fixed order (a JWT's non-default TTL too), the repetition."""
         balancer = "-nginx" if self.settings.balancer == "nginx" else ""
@@ -115,8 +134,9 @@ class Cell:
         delay = self.settings.store_delay_ms
         distance = f"-d{delay:g}ms" if delay and self.store == "redis" else ""
         sliding = "-sliding" if self.settings.sliding_session else ""
+        hops = f"-h{self.settings.hops}" if self.settings.hops > 1 else ""
         return (
-            f"{self.scheme}{sliding}__{self.topology}-{self.nodes}{balancer}{distance}"
+            f"{self.scheme}{sliding}__{self.topology}-{self.nodes}{hops}{balancer}{distance}"
             f"__{self.scenario}"
             f"{self.fault_label}__{self.load_label}-{self.users}u{generator}{lifetime}"
             f"__r{repetition}"
@@ -143,6 +163,8 @@ class Cell:
         if not fault:
             return ""
         length = f"{self.settings.fault_s:g}s" if fault in REDIS_FAULTS else ""
+        if fault == "kid-flood":
+            length = f"{self.settings.kid_flood_share:g}"
         aof = "-aof" if self.settings.persistence == "aof" else ""
         return f"-{fault}{length}{aof}"
 
@@ -165,7 +187,8 @@ class Cell:
             lifetime = ["--session-ttl", str(self.credential_ttl)] if self._short_lived else []
             sliding = ["--sliding-session"] if self.settings.sliding_session else []
             return ["--scheme", "session", "--store", self.store, *lifetime, *sliding, *common]
-        deny = ["--denylist"] if self.denylist else []
+        # An introspecting issuer keeps the denylist: it is what makes logout answer "inactive".
+        deny = ["--denylist"] if self.denylist or self.introspect else []
         ttl = ["--access-ttl", str(self.settings.access_ttl)]
         return ["--scheme", "jwt", "--alg", self.alg, *deny, *ttl, *common]
 
@@ -234,7 +257,8 @@ def valid_scheme(scheme: str) -> bool:
     if scheme in ("none", "session-memory", "session-redis"):
         return True
     if scheme.startswith("jwt-"):
-        return scheme.removeprefix("jwt-").removesuffix("+deny") in ALGORITHMS
+        alg = scheme.removeprefix("jwt-").removesuffix("+deny").removesuffix("+introspect")
+        return alg in ALGORITHMS
     return False
 
 
@@ -263,7 +287,8 @@ def _settings(source: str, table: dict[str, Any], base: CellSettings) -> CellSet
     updates: dict[str, Any] = {}
     minimums = {"warmup_s": 0, "duration_s": 0.5, "repetitions": 1, "rate": 0, "population": 1,
                 "kdf_iterations": 1000, "access_ttl": 1, "generator_processes": 1,
-                "store_delay_ms": 0, "fault_at_s": 0.5, "fault_s": 0.1}  # fmt: skip
+                "store_delay_ms": 0, "fault_at_s": 0.5, "fault_s": 0.1, "hops": 1,
+                "introspect_cache_s": 0, "jwks_cooldown_s": 0.05, "kid_flood_share": 0}  # fmt: skip
     for key in SETTING_KEYS:
         if key not in table:
             continue
@@ -321,8 +346,9 @@ def _group_cells(
     scenarios = _as_list(source, where + "scenarios", group["scenarios"])
     for scenario in scenarios:
         _check_choice(source, where + "scenarios", scenario, SCENARIOS, "scenario")
+    fewest = 1 if "split" in topologies else 2  # a split may have one resource node
     node_counts = [
-        _number(source, where + "nodes", n, minimum=2, integer=True)
+        _number(source, where + "nodes", n, minimum=fewest, integer=True)
         for n in _as_list(source, where + "nodes", group.get("nodes", [2]))
     ]
     users = [
@@ -333,7 +359,7 @@ def _group_cells(
     for scheme, topology, scenario, user_count in itertools.product(
         schemes, topologies, scenarios, users
     ):
-        for nodes in node_counts if topology == "multi" else [1]:
+        for nodes in node_counts if topology in ("multi", "split") else [1]:
             cell = Cell(scheme, topology, nodes, scenario, user_count, settings)
             _check_combination(source, where, cell)
             cells.append(cell)
@@ -353,7 +379,32 @@ def _check_combination(source: str, where: str, cell: Cell) -> None:
         raise _fail(source, where + "balancer", "nginx balances several nodes: use it on multi")
     if cell.scenario in ("revocation", "validation") and cell.scheme == "none":
         raise _fail(source, where + "scenarios", f"{cell.scenario} needs a scheme with credentials")
+    _check_split(source, where, cell)
     _check_fault(source, where, cell)
+
+
+def _check_split(source: str, where: str, cell: Cell) -> None:
+    """The split topology needs an issuer; its settings mean nothing elsewhere."""
+    settings = cell.settings
+    if not cell.is_split:
+        for key, default in (("hops", 1), ("introspect_cache_s", 0)):
+            if getattr(settings, key) != default:
+                raise _fail(source, where + key, "applies to the split topology only")
+        if cell.introspect:
+            raise _fail(source, where + "schemes", f"{cell.scheme} runs on the split topology")
+        return
+    if cell.scheme in ("none", "session-memory"):
+        raise _fail(
+            source, where + "schemes", f"split needs an issuer and a shared view: not {cell.scheme}"
+        )
+    if cell.scenario not in ("read", "validation"):
+        raise _fail(source, where + "scenarios", "split measures resource reads: read, validation")
+    if settings.balancer == "nginx":
+        raise _fail(
+            source, where + "balancer", "split spreads reads over its resource nodes itself"
+        )
+    if settings.hops > 1 and cell.nodes < 2:
+        raise _fail(source, where + "hops", "a call chain needs at least 2 resource nodes")
 
 
 def _check_fault(source: str, where: str, cell: Cell) -> None:
@@ -369,10 +420,18 @@ def _check_fault(source: str, where: str, cell: Cell) -> None:
         raise _fail(
             source, where + "fault", f"{settings.fault} needs Redis; {cell.scheme} has none"
         )
+    if settings.fault in SPLIT_FAULTS and not (
+        cell.is_split and cell.is_jwt and not cell.introspect
+    ):
+        raise _fail(
+            source, where + "fault", f"{settings.fault} needs a locally verified jwt on split"
+        )
     if settings.fault == "node-kill" and cell.topology != "multi":
         raise _fail(source, where + "fault", "node-kill needs several nodes: use it on multi")
     if settings.fault == "node-kill" and settings.balancer == "nginx":
         raise _fail(source, where + "fault", "node-kill is measured with client-side spreading")
+    if settings.fault == "kid-flood":
+        return  # the flood lasts the whole window
     length = settings.fault_s if settings.fault in REDIS_FAULTS else 0.0
     if settings.fault_at_s + length + 1.0 > settings.duration_s:
         raise _fail(

@@ -73,6 +73,8 @@ def interleaved_groups(matrix: Matrix) -> list[list[tuple[Cell, int]]]:
                 cell.settings.store_delay_ms,
                 cell.settings.fault,
                 cell.settings.persistence,
+                cell.settings.introspect_cache_s,
+                cell.settings.jwks_cooldown_s,
                 tuple(cell.server_args()),
             )
             by_nodes.setdefault(key, []).append((cell, repetition))

@@ -1,4 +1,5 @@
-"""Background sampling of what a cell costs: server, Redis and generator CPU, Redis counters.
+"""Background sampling of what a cell costs: server, Redis and generator CPU, Redis counters,
+and the split topology's service counters (``GET /counters``: JWKS fetches, introspections).
 
 Cumulative counters (process CPU seconds, Redis calls per command, Redis CPU, memory, keys) are
 read every ``INTERVAL_S`` with their timestamp and kept as raw rows (``samples.csv``). A value at
@@ -18,8 +19,12 @@ from pathlib import Path
 import psutil
 import redis
 
+from loadtests.http_probe import call
+
 INTERVAL_S = 0.2
 FIELDS = ("t", "source", "metric", "value")
+SERVICE_COUNTERS = ("jwks_fetches", "jwks_served", "introspections_asked",
+                    "introspections_answered")  # fmt: skip
 
 
 def _process_cpu_s(process: psutil.Process) -> float:
@@ -49,8 +54,14 @@ def redis_counters(client: redis.Redis) -> dict[str, float]:
 class Sampler:
     """Samples named processes and, optionally, one Redis, on a background thread."""
 
-    def __init__(self, processes: dict[str, int], redis_url: str | None) -> None:
+    def __init__(
+        self,
+        processes: dict[str, int],
+        redis_url: str | None,
+        counter_urls: dict[str, str] | None = None,
+    ) -> None:
         self._processes = {name: psutil.Process(pid) for name, pid in processes.items()}
+        self._counter_urls = dict(counter_urls or {})
         self._redis = redis.Redis.from_url(redis_url, socket_timeout=2) if redis_url else None
         self.rows: list[tuple[float, str, str, float]] = []
         self._stop = threading.Event()
@@ -68,6 +79,14 @@ class Sampler:
                 self.rows.append((now, name, "cpu_s", _process_cpu_s(process)))
             except psutil.Error:
                 continue
+        for name, url in self._counter_urls.items():
+            try:
+                counters = call(url, "GET", "/counters").body or {}
+            except OSError:
+                continue  # a killed node has no counters: its samples simply stop
+            for metric in SERVICE_COUNTERS:
+                if isinstance(counters.get(metric), int | float):
+                    self.rows.append((now, name, metric, float(counters[metric])))
         if self._redis is not None:
             try:
                 for metric, value in redis_counters(self._redis).items():

@@ -19,6 +19,7 @@ from http.client import HTTPException
 import jwt
 
 from loadtests.http_probe import Reply, call
+from targets.settings import HMAC_ALGORITHMS
 
 PASSWORD = "bench-password"
 USER = "user0"
@@ -33,6 +34,8 @@ TAMPER_REFUSED = "tampered_refused_everywhere"
 LOGOUT_EVERYWHERE = "logout_refused_on_every_node"
 FAMILY_REVOKED = "logout_revokes_refresh_family"
 THROUGH_BALANCER = "through_balancer"
+ROLES_SPLIT = "issuer_and_resource_roles"
+NO_KEY_ON_RESOURCES = "resource_nodes_hold_no_signing_key"
 CHECKS = {
     IDENTITY: "/healthz names the expected scheme, algorithm and store on every node",
     LOGIN: "login works and a wrong password is refused",
@@ -43,6 +46,8 @@ CHECKS = {
     LOGOUT_EVERYWHERE: "after logout every node refuses the credential",
     FAMILY_REVOKED: "logout revokes the refresh family (the access token lives to exp)",
     THROUGH_BALANCER: "the same checks pass through the load balancer",
+    ROLES_SPLIT: "split: the issuer logs in and out, every resource node judges its credentials",
+    NO_KEY_ON_RESOURCES: "split: no resource node holds a key that signs (asymmetric schemes)",
 }
 
 
@@ -67,6 +72,7 @@ class Expected:
     alg: str | None
     store: str | None
     denylist: bool
+    introspect: bool = False  # split: resource nodes ask the issuer about every token
 
 
 def _expect(condition: bool, message: str) -> None:
@@ -121,16 +127,35 @@ def _check_jwks(node: str, expected: Expected, headers: dict[str, str]) -> str:
     return JWKS_ALONE
 
 
-def verify_target(nodes: list[str], expected: Expected) -> VerifyResult:
-    """Run every check against the nodes; VerifyFailed on the first wrong answer."""
+def verify_target(nodes: list[str], expected: Expected, issuer: str | None = None) -> VerifyResult:
+    """Run every check against the nodes (logging in at ``issuer`` in split); VerifyFailed on
+    the first wrong answer."""
     try:
-        return _verify(nodes, expected)
+        return _verify(nodes, expected, issuer)
     except (OSError, HTTPException, ValueError, KeyError, TypeError) as exc:
         raise VerifyFailed(f"target did not answer properly: {type(exc).__name__}: {exc}") from None
 
 
-def _verify(nodes: list[str], expected: Expected) -> VerifyResult:
+def _check_roles(nodes: list[str], issuer: str, expected: Expected, result: VerifyResult) -> None:
+    health = call(issuer, "GET", "/healthz").body or {}
+    _expect(health.get("role") == "issuer", f"{issuer} is not an issuer ({health.get('role')})")
+    for node in nodes:
+        health = call(node, "GET", "/healthz").body or {}
+        _expect(health.get("role") == "resource", f"{node} is not a resource node")
+        _expect(call(node, "POST", "/login", json_body={}).status in (404, 405),
+                f"{node} logs users in: a resource node must not")  # fmt: skip
+        if expected.scheme == "jwt" and expected.alg not in HMAC_ALGORITHMS:
+            _expect(health.get("holds_signing_key") is False, f"{node} holds a signing key")
+    result.checks[ROLES_SPLIT] = True
+    if expected.scheme == "jwt" and expected.alg not in HMAC_ALGORITHMS:
+        result.checks[NO_KEY_ON_RESOURCES] = True
+
+
+def _verify(nodes: list[str], expected: Expected, issuer: str | None) -> VerifyResult:
     result = VerifyResult()
+    if issuer is not None:
+        _check_roles(nodes, issuer, expected, result)
+    login_at, logout_at = issuer or nodes[0], issuer or nodes[-1]
     for node in nodes:
         health = call(node, "GET", "/healthz")
         body = health.body or {}
@@ -142,9 +167,9 @@ def _verify(nodes: list[str], expected: Expected) -> VerifyResult:
             _expect(body.get("denylist") == expected.denylist, f"{node} denylist setting differs")
     result.checks[IDENTITY] = True
 
-    wrong = call(nodes[0], "POST", "/login", json_body={"username": USER, "password": "wrong"})
+    wrong = call(login_at, "POST", "/login", json_body={"username": USER, "password": "wrong"})
     _expect(wrong.status == 401, f"wrong password answered {wrong.status}, expected 401")
-    login = call(nodes[0], "POST", "/login", json_body={"username": USER, "password": PASSWORD})
+    login = call(login_at, "POST", "/login", json_body={"username": USER, "password": PASSWORD})
     _expect(login.status == 200, f"login answered {login.status}, expected 200")
     headers = _credential_headers(expected, login)
     result.checks[LOGIN] = True
@@ -166,7 +191,7 @@ def _verify(nodes: list[str], expected: Expected) -> VerifyResult:
         return result
 
     if expected.scheme == "jwt":
-        result.checks[_check_jwks(nodes[0], expected, headers)] = True
+        result.checks[_check_jwks(login_at, expected, headers)] = True
 
     forged = _tampered(expected, headers)
     for node in nodes:
@@ -176,15 +201,15 @@ def _verify(nodes: list[str], expected: Expected) -> VerifyResult:
 
     refresh_token = (login.body or {}).get("refresh_token")
     logout_body = {"refresh_token": refresh_token} if refresh_token else None
-    logout = call(nodes[-1], "POST", "/logout", headers=headers, json_body=logout_body)
+    logout = call(logout_at, "POST", "/logout", headers=headers, json_body=logout_body)
     _expect(logout.status == 204, f"logout answered {logout.status}, expected 204")
-    if expected.scheme == "session" or expected.denylist:
+    if expected.scheme == "session" or expected.denylist or expected.introspect:
         for node in nodes:
             me = call(node, "GET", "/me", headers=headers)
             _expect(me.status == 401, f"{node} still accepts a logged-out credential")
         result.checks[LOGOUT_EVERYWHERE] = True
     else:
-        again = call(nodes[0], "POST", "/refresh", json_body={"refresh_token": refresh_token})
+        again = call(login_at, "POST", "/refresh", json_body={"refresh_token": refresh_token})
         _expect(again.status == 401, f"refresh after logout answered {again.status}, expected 401")
         result.checks[FAMILY_REVOKED] = True
     return result

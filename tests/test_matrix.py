@@ -66,12 +66,12 @@ def test_full_matrix_has_every_scenario_two_and_four_nodes_and_three_repetitions
         ("[defaults]\nspeed = 1\n" + GOOD_GROUP, "defaults.speed: unknown key (valid: warmup_s"),
         (
             GOOD_GROUP.replace('"single"', '"ring"'),
-            "unknown topology 'ring' (valid: single, multi)",
+            "unknown topology 'ring' (valid: single, multi, split)",
         ),
         (GOOD_GROUP.replace('"read"', '"browse"'), "unknown scenario 'browse' (valid: read, login"),
         (
             GOOD_GROUP + "fault = 'earthquake'\n",
-            "fault: unknown fault 'earthquake' (valid: redis-outage, redis-stall, node-kill)",
+            "fault: unknown fault 'earthquake' (valid: redis-outage, redis-stall, node-kill, key",
         ),
         (GOOD_GROUP + "fault = 'node-kill'\n", "node-kill needs several nodes: use it on multi"),
         (GOOD_GROUP + "fault = 'redis-outage'\n", "redis-outage needs Redis; none has none"),
@@ -101,6 +101,19 @@ def test_full_matrix_has_every_scenario_two_and_four_nodes_and_three_repetitions
         ("[defaults]\nusers = 0\n" + GOOD_GROUP, "users: 0 must be at least 1"),
         ("description = 'no cells'\n", "cells: needs at least one [[cells]] group"),
         ("cells = [", "cannot read"),
+        (GOOD_GROUP + "hops = 2\n", "cells[0].hops: applies to the split topology only"),
+        (
+            GOOD_GROUP.replace('"none", "jwt-HS256"', '"jwt-ES256+introspect"'),
+            "jwt-ES256+introspect runs on the split topology",
+        ),
+        (
+            GOOD_GROUP.replace('"single"', '"split"'),
+            "split needs an issuer and a shared view: not none",
+        ),
+        (
+            GOOD_GROUP.replace('"none", "jwt-HS256"', '"jwt-HS256"') + "fault = 'key-rotation'\n",
+            "key-rotation needs a locally verified jwt on split",
+        ),
         ("include = 'faults'\n" + GOOD_GROUP, "include: must be a list of matrix names"),
         ("include = ['quick']\n" + GOOD_GROUP, "include: quick has a [capacity] table"),
         (
@@ -137,7 +150,7 @@ def test_runner_refuses_a_bad_matrix_before_starting_anything(tmp_path: Path) ->
 
 
 def test_unknown_matrix_name_lists_the_shipped_ones() -> None:
-    with pytest.raises(MatrixError, match="shipped: balancer, faults, full, quick, ttl"):
+    with pytest.raises(MatrixError, match="shipped: balancer, faults, full, quick, split, ttl"):
         load_matrix("medium")
 
 
@@ -165,3 +178,14 @@ def test_faults_matrix_sweeps_store_distance_and_covers_every_fault() -> None:
         "jwt-ES256",
         "jwt-ES256+deny",
     }
+
+
+def test_split_matrix_covers_the_schemes_hops_and_faults_of_the_issue() -> None:
+    cells = load_matrix("split").cells
+    plain = [c for c in cells if not c.settings.fault]
+    assert {c.scheme for c in plain} == {"session-redis", "jwt-HS256", "jwt-RS256", "jwt-ES256",
+                                          "jwt-ES256+introspect", "jwt-ES256+deny"}  # fmt: skip
+    assert {c.settings.hops for c in plain} == {1, 3}
+    assert all(c.topology == "split" and c.nodes == 2 for c in cells)
+    assert {c.settings.fault for c in cells} == {"", "key-rotation", "kid-flood"}
+    assert load_matrix("split").cells[0] in load_matrix("full").cells

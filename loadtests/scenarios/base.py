@@ -13,6 +13,9 @@ Spreading is client-side: each request goes to the next node, or, with ``AUTHBEN
 (memory sessions on several nodes), every request of a user to its own node, as a sticky
 balancer would. A node that refuses the connection is skipped by that user for
 ``NODE_RETRY_S`` (a sticky user moves to the next node), as a client with failover would.
+
+Split topology: ``AUTHBENCH_ISSUER`` is where users log in, refresh and log out; the nodes are
+the resource services, and every ``GET /me`` asks for ``AUTHBENCH_HOPS`` services in a chain.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from loadtests.recorder import INTENDED_START, recorder
 
 PASSWORD = os.environ.get("AUTHBENCH_PASSWORD", "bench-password")
 SESSION_COOKIE = "session_id"
+HOPS_HEADER = "X-Authbench-Hops"
 NODE_RETRY_S = 10.0  # as nginx's default fail_timeout: a failed upstream is skipped this long
 NO_ANSWER = 0  # the status Locust's fast client reports when no connection was made
 
@@ -116,6 +120,16 @@ class AuthbenchUser(FastHttpUser):
         rate = float(os.environ["AUTHBENCH_RATE"])
         return total_users(self.environment) / rate
 
+    def issuer_url(self, path: str) -> str:
+        """Where credentials are issued and revoked: the split's issuer, else the next node."""
+        issuer = os.environ.get("AUTHBENCH_ISSUER", "").rstrip("/")
+        return issuer + path if issuer else self.url(path)
+
+    def resource_headers(self, credential: Credential) -> dict[str, str]:
+        """The credential's headers, and the call chain's length when the run asks for one."""
+        hops = os.environ.get("AUTHBENCH_HOPS")
+        return {**credential.headers, HOPS_HEADER: hops} if hops else credential.headers
+
     def url(self, path: str) -> str:
         """The next node's URL for ``path`` (a sticky user's own), skipping nodes seen down."""
         if not self.sticky:
@@ -135,7 +149,8 @@ class AuthbenchUser(FastHttpUser):
     def login(self, name: str = "/login") -> Credential | None:
         """Log in as a random user; the credential as the server issued it, or None."""
         body = {"username": f"user{random.randrange(self.population)}", "password": PASSWORD}
-        with self.client.post(self.url("/login"), json=body, name=name, catch_response=True) as r:
+        login_url = self.issuer_url("/login")
+        with self.client.post(login_url, json=body, name=name, catch_response=True) as r:
             self.note_answer(r)
             if r.status_code != 200:
                 r.failure(f"login answered {r.status_code}")
@@ -165,14 +180,17 @@ class AuthbenchUser(FastHttpUser):
 
     def get_me(self, credential: Credential, name: str = "/me") -> Any:
         """GET /me with the credential on the next node."""
-        response = self.client.get(self.url("/me"), headers=credential.headers, name=name)
+        headers = self.resource_headers(credential)
+        response = self.client.get(self.url("/me"), headers=headers, name=name)
         self.note_answer(response)
         return response
 
     def logout(self, credential: Credential) -> None:
         """POST /logout (with the refresh token in the body for JWTs)."""
         body = {"refresh_token": credential.refresh_token} if credential.refresh_token else None
-        self.client.post(self.url("/logout"), headers=credential.headers, json=body, name="/logout")
+        self.client.post(
+            self.issuer_url("/logout"), headers=credential.headers, json=body, name="/logout"
+        )
 
 
 def _cookie_value(set_cookie: str) -> str | None:

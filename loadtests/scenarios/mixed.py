@@ -31,7 +31,7 @@ class MixedUser(AuthbenchUser):
             self.get_me(credential)
             if index == READS_PER_JOURNEY // 2 and credential.refresh_token:
                 body = {"refresh_token": credential.refresh_token}
-                response = self.client.post(self.url("/refresh"), json=body, name="/refresh")
+                response = self.client.post(self.issuer_url("/refresh"), json=body, name="/refresh")
                 if response.status_code == 200:
                     credential = self._credential_from(response) or credential
         self.logout(credential)

@@ -36,7 +36,7 @@ class RefreshUser(AuthbenchUser):
             return
         body = {"refresh_token": self.credential.refresh_token}
         with self.client.post(
-            self.url("/refresh"), json=body, name="/refresh", catch_response=True
+            self.issuer_url("/refresh"), json=body, name="/refresh", catch_response=True
         ) as response:
             if response.status_code != 200:
                 response.failure(f"refresh answered {response.status_code}")

@@ -68,7 +68,7 @@ class RevocationUser(AuthbenchUser):
         """POST /logout and check that it answered 204."""
         body = {"refresh_token": credential.refresh_token} if credential.refresh_token else None
         with self.client.post(
-            self.url("/logout"),
+            self.issuer_url("/logout"),
             headers=credential.headers,
             json=body,
             name="/logout",

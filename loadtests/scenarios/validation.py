@@ -99,7 +99,7 @@ class ValidationUser(AuthbenchUser):
             return  # not available yet (an expired credential needs its lifetime to pass)
         credential, subject = built
         with self.client.get(
-            self.url("/me"), headers=credential.headers, name=f"validate {kind}",
+            self.url("/me"), headers=self.resource_headers(credential), name=f"validate {kind}",
             catch_response=True,
         ) as response:  # fmt: skip
             began = response.request_meta["start_time"]

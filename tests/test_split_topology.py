@@ -1,0 +1,111 @@
+"""The split topology through the real runner: an issuer, resource nodes, call chains, a key
+rotation and a kid flood under Locust load, then the report's microservices section."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from loadtests.verify import NO_KEY_ON_RESOURCES, ROLES_SPLIT
+from tests.conftest import run_matrix
+
+MATRIX = """
+generator_ceiling_rps = 100000
+[defaults]
+users = 6
+warmup_s = 0.5
+duration_s = 2.5
+population = 50
+kdf_iterations = 1000
+model = "open"
+rate = 60
+
+[[cells]]
+schemes = ["session-redis", "jwt-ES256", "jwt-ES256+introspect", "jwt-HS256"]
+topologies = ["split"]
+scenarios = ["read"]
+hops = 2
+
+[[cells]]
+schemes = ["jwt-ES256"]
+topologies = ["split"]
+scenarios = ["read"]
+fault = "key-rotation"
+fault_at_s = 1
+jwks_cooldown_s = 0.5
+
+[[cells]]
+schemes = ["jwt-ES256"]
+topologies = ["split"]
+scenarios = ["read"]
+fault = "kid-flood"
+kid_flood_share = 0.3
+jwks_cooldown_s = 0.5
+"""
+
+
+@pytest.fixture(scope="module")
+def split_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp_path = tmp_path_factory.mktemp("split")
+    matrix = tmp_path / "split.toml"
+    matrix.write_text(MATRIX)
+    done = run_matrix(matrix, tmp_path / "results", {"REDIS_URL": ""})
+    assert done.returncode == 0, done.stderr
+    return (tmp_path / "results" / "latest").resolve()
+
+
+def rows(run_dir: Path) -> dict[tuple[str, str], dict[str, str]]:
+    with (run_dir / "metrics.csv").open(newline="") as handle:
+        return {(r["scheme"], r["fault"]): r for r in csv.DictReader(handle)}
+
+
+def test_every_hop_authenticates_and_only_introspection_asks_the_issuer(split_run: Path) -> None:
+    found = rows(split_run)
+    for scheme in ("session-redis", "jwt-ES256", "jwt-ES256+introspect", "jwt-HS256"):
+        row = found[(scheme, "")]
+        assert row["status"] == "complete" and int(row["failures"]) == 0, scheme
+        assert row["hops"] == "2"
+        assert float(row["issuer_cpu_us_per_req"]) > 0 and float(row["resource_cpu_us_per_req"]) > 0
+    assert float(found[("jwt-ES256", "")]["issuer_calls_per_req"]) == 0
+    assert float(found[("jwt-ES256", "")]["redis_cmds_per_req"]) < 0.05
+    assert float(found[("jwt-ES256+introspect", "")]["issuer_calls_per_req"]) == pytest.approx(
+        2, abs=0.1
+    )  # one introspection per service in the chain
+    assert float(found[("session-redis", "")]["redis_cmds_per_req"]) == pytest.approx(2, abs=0.15)
+    assert found[("jwt-HS256", "")]["can_mint"] == "3"  # the issuer and both resource nodes
+    assert found[("jwt-ES256", "")]["can_mint"] == "1"
+    cell = split_run / "cells" / found[("jwt-ES256", "")]["cell_id"]
+    checks = json.loads((cell / "cell.json").read_text())["verify"]["checks"]
+    assert checks[ROLES_SPLIT] is True and checks[NO_KEY_ON_RESOURCES] is True
+
+
+def test_a_key_rotation_under_load_is_learnt_without_false_rejects(split_run: Path) -> None:
+    row = rows(split_run)[("jwt-ES256", "key-rotation")]
+    assert row["status"] == "complete"
+    assert int(row["spurious_401"]) == 0 and int(row["failures"]) == 0
+    assert int(row["rotation_jwks_fetches"]) == 2  # one per resource node
+    assert 0 < float(row["rotation_first_accept_ms"]) < 2000
+
+
+def test_a_kid_flood_stays_within_one_fetch_per_cooldown(split_run: Path) -> None:
+    row = rows(split_run)[("jwt-ES256", "kid-flood")]
+    assert row["status"] == "complete" and int(row["failures"]) == 0  # valid reads unharmed
+    assert int(row["unknown_kid_requests"]) > 20
+    assert 1 <= int(row["jwks_fetches"]) <= int(row["jwks_fetch_bound"])
+
+
+def test_the_report_carries_the_microservices_section(split_run: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "analysis", "report", str(split_run)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = (split_run / "report.md").read_text()
+    assert "## Microservices: issuer, resource services, call chains" in report
+    assert "Services trust a verified JWT without asking the issuer: supported" in report
+    assert (split_run / "figures" / "timeline-key-rotation.png").exists()
