@@ -6,8 +6,9 @@ to run just that one, e.g.:
     locust -f loadtests/locustfile.py --host http://127.0.0.1:8000 ReadUser --headless -u 20 -t 30s
 
 Scenarios: ReadUser (read), LoginUser (login), RefreshUser (refresh), LogoutUser (logout),
-MixedUser (mixed), RevocationUser (revocation). Settings come from AUTHBENCH_* environment
-variables (see loadtests/scenarios/base.py and loadtests/recorder.py).
+MixedUser (mixed), RevocationUser (revocation), ValidationUser (validation). Settings come
+from AUTHBENCH_* environment variables (see loadtests/scenarios/base.py and
+loadtests/recorder.py).
 """
 
 import os
@@ -23,5 +24,14 @@ from loadtests.scenarios.mixed import MixedUser
 from loadtests.scenarios.read import ReadUser
 from loadtests.scenarios.refresh import RefreshUser
 from loadtests.scenarios.revocation import RevocationUser
+from loadtests.scenarios.validation import ValidationUser
 
-__all__ = ["LoginUser", "LogoutUser", "MixedUser", "ReadUser", "RefreshUser", "RevocationUser"]
+__all__ = [
+    "LoginUser",
+    "LogoutUser",
+    "MixedUser",
+    "ReadUser",
+    "RefreshUser",
+    "RevocationUser",
+    "ValidationUser",
+]
