@@ -96,31 +96,39 @@ def _timeline_panel(axis: plt.Axes, cell_dir: Path, scheme: str) -> None:
     twin.set_ylabel("p99 ms", fontsize=8)
 
 
-def distance_chart(run: RunData, rows: pd.DataFrame, out: Path) -> Chart | None:
-    """p50 and p99 against the store delay, per scheme (sliding sessions apart)."""
+def distance_chart(
+    run: RunData, rows: pd.DataFrame, saturated: pd.DataFrame, out: Path
+) -> Chart | None:
+    """p50 and p99 at the fixed rate, and throughput at saturation, against the store delay."""
     if rows.empty:
         return None
-    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    for (scheme, sliding), group in rows.groupby(["scheme", "sliding_session"], sort=False):
-        means = group.groupby("store_delay_ms")[["p50_ms", "p99_ms"]].mean().sort_index()
-        label = f"{scheme} (sliding)" if sliding else scheme
-        style = "--" if sliding else "-"
-        for axis, metric in ((left, "p50_ms"), (right, "p99_ms")):
-            axis.plot(means.index, means[metric], style, marker="o", label=label,
-                      color=colour(scheme))  # fmt: skip
-    for axis, title in ((left, "p50"), (right, "p99")):
+    panels = 3 if not saturated.empty else 2
+    figure, axes = plt.subplots(1, panels, figsize=(5 * panels, 4))
+    plotted = [(axes[0], "p50_ms", rows), (axes[1], "p99_ms", rows)]
+    if panels == 3:
+        plotted.append((axes[2], "rps", saturated))
+    for axis, metric, frame in plotted:
+        for (scheme, sliding), group in frame.groupby(["scheme", "sliding_session"], sort=False):
+            means = group.groupby("store_delay_ms")[metric].mean().sort_index()
+            label = f"{scheme} (sliding)" if sliding else scheme
+            axis.plot(means.index, means.values, "--" if sliding else "-", marker="o",
+                      label=label, color=colour(scheme))  # fmt: skip
         axis.set_xlabel("store delay added per round trip (ms)")
-        axis.set_ylabel(f"{title} latency (ms)")
-        axis.set_title(f"{title} at one fixed open-model rate", fontsize=10)
         axis.grid(alpha=0.3)
-    left.legend(fontsize=8)
+    axes[0].set_ylabel("latency (ms)")
+    axes[0].set_title("p50 at one fixed open-model rate", fontsize=10)
+    axes[1].set_title("p99 at one fixed open-model rate", fontsize=10)
+    if panels == 3:
+        axes[2].set_ylabel("requests/s")
+        axes[2].set_title("throughput at saturation (closed)", fontsize=10)
+    axes[0].legend(fontsize=8)
     png, svg = save_figure(figure, run, out, "store-distance")
     return Chart(
         "store-distance",
-        "Latency against store distance",
-        "Reads at one fixed rate while every Redis round trip of the nodes passes the delay "
-        "proxy; a plain JWT never asks Redis (the control). Means over repetitions; the "
-        "resilience table lists each value and the delay really measured.",
+        "Latency and throughput against store distance",
+        "Reads while every Redis round trip of the nodes passes the delay proxy; a plain JWT "
+        "never asks Redis (the control). Means over repetitions; the resilience table lists "
+        "each value and the delay really measured.",
         png,
         svg,
     )

@@ -25,7 +25,8 @@ FAULT_HEADERS = [
     "scheme", "fault", "OK during the fault", "spurious 401", "sessions lost (of users)",
     "failed requests", "recovery", "p99 over the window",
 ]  # fmt: skip
-DISTANCE_HEADERS = ["scheme", "store delay asked → measured", "p50", "p99", "server CPU"]
+DISTANCE_HEADERS = ["scheme", "store delay asked → measured", "p50", "p99", "server CPU",
+                    "throughput at saturation (closed)"]  # fmt: skip
 VALIDATION_HEADERS = ["scheme", "kind", "expected", "correct", "false accepts", "false rejects",
                       "errors"]  # fmt: skip
 
@@ -98,13 +99,14 @@ def fault_table(run: RunData) -> list[list[str]]:
     return sorted(table, key=lambda r: (r[1], order.get(r[0].split(" ")[0], 99)))
 
 
-def distance_rows(run: RunData) -> pd.DataFrame:
-    """The read cells without a fault, at a fixed open rate, by scheme and store delay."""
+def distance_rows(run: RunData, model: str = "open") -> pd.DataFrame:
+    """Read cells without a fault whose store delay was swept: at a fixed open-model rate, or
+    (``model="closed"``) at saturation."""
     cells = run.complete()
     chosen = cells[
         (cells["fault"].fillna("") == "")
         & (cells["scenario"] == "read")
-        & (cells["model"] == "open")
+        & (cells["model"] == model)
         & (cells["topology"] == "single")
         & ~cells["equal_load"].astype(bool)
     ]
@@ -119,13 +121,22 @@ def scheme_label(scheme: str, sliding: bool) -> str:
     return f"{scheme} (sliding)" if sliding else scheme
 
 
-def distance_table(rows: pd.DataFrame) -> list[list[str]]:
-    """p50, p99 and server CPU per scheme and store delay, repetitions side by side."""
+def distance_table(rows: pd.DataFrame, saturated: pd.DataFrame) -> list[list[str]]:
+    """p50, p99 and server CPU per scheme and store delay at the fixed rate, and the closed
+    model's throughput at the same distance (repetitions side by side; † generator-bound)."""
     table = []
     for (scheme, sliding, delay), group in rows.groupby(
         ["scheme", "sliding_session", "store_delay_ms"], sort=True
     ):
         measured = _values(group, "store_delay_measured_ms", ".2f")
+        closed = saturated[
+            (saturated["scheme"] == scheme)
+            & (saturated["sliding_session"] == sliding)
+            & (saturated["store_delay_ms"] == delay)
+        ]
+        throughput = _values(closed, "rps", ".0f")
+        if not closed.empty:
+            throughput += " req/s" + (" †" if closed["saturated"].any() else "")
         table.append(
             [
                 scheme_label(scheme, bool(sliding)),
@@ -133,6 +144,7 @@ def distance_table(rows: pd.DataFrame) -> list[list[str]]:
                 _values(group, "p50_ms", ".2f") + " ms",
                 _values(group, "p99_ms", ".2f") + " ms",
                 _values(group, "server_cpu_us_per_req", ".0f") + " µs/req",
+                throughput if not closed.empty else "not measured",
             ]
         )
     return table
@@ -215,9 +227,11 @@ def resilience_section(run: RunData, figures_dir: Path) -> Section | None:
         section.tables.append(
             Table(
                 "Reads at one fixed open-model rate with Redis reached through the delay proxy "
-                "(the asked delay per round trip, and what a PING through it really added).",
+                "(the asked delay per round trip, and what a PING through it really added), "
+                "and the closed model's throughput at the same distance (the server's limit "
+                "when every request waits on the distant store).",
                 DISTANCE_HEADERS,
-                distance_table(distance),
+                distance_table(distance, distance_rows(run, "closed")),
             )
         )
     if validation:
@@ -231,7 +245,7 @@ def resilience_section(run: RunData, figures_dir: Path) -> Section | None:
             )
         )
     section.charts = [*timeline_charts(run, figures_dir, USER_FAULTS)]
-    chart = distance_chart(run, distance, figures_dir)
+    chart = distance_chart(run, distance, distance_rows(run, "closed"), figures_dir)
     if chart is not None:
         section.charts.append(chart)
     repetitions = run.complete()
