@@ -28,8 +28,12 @@ CELL_KEY = [
     "store_delay_ms", "fault", "fault_s", "persistence", "sliding_session", "hops",
     "introspect_cache_s", "jwks_cooldown_s",
 ]  # fmt: skip
-# Headline figures come from undisturbed cells: a fault cell is only ever asked for by its fault.
-HEADLINE_DEFAULTS = {"model": "closed", "balancer": "client", "fault": "", "sliding_session": False}
+# Headline figures come from undisturbed cells next to their store: a fault cell or a distant
+# store is only ever asked for by name.
+HEADLINE_DEFAULTS = {
+    "model": "closed", "balancer": "client", "fault": "", "sliding_session": False,
+    "store_delay_ms": 0.0,
+}  # fmt: skip
 SUMMARISED = (
     "rps", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms", "min_ms",
     "server_cpu_us_per_req", "auth_compute_mean_us", "auth_p50_us", "kdf_mean_us",

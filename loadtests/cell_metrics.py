@@ -221,6 +221,8 @@ def cell_row(cell_dir: Path) -> dict[str, Any]:
         fault=params.get("fault") or "",
         persistence=params.get("persistence") or "none",
         sliding_session=bool(params.get("sliding_session")),
+        store_delay_ms=float(params.get("store_delay_ms") or 0.0),
+        hops=int(params.get("hops") or 1),
     )
     if meta["status"] != "complete":
         return row
