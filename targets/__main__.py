@@ -1,6 +1,7 @@
 """``python -m targets``: validate settings, bind the port, then serve with uvicorn.
 
-Start-up problems (bad option, port in use, unusable keys folder) end with one line on stderr
+Start-up problems (bad option, port in use, unusable keys folder, an issuer whose JWKS cannot be
+fetched) end with one line on stderr
 and a non-zero exit, never a traceback.
 """
 
@@ -13,6 +14,7 @@ import uvicorn
 
 from targets.app import create_app
 from targets.context import build_context
+from targets.jwks_cache import JwksUnavailable
 from targets.jwt_keys import KeysFolderError
 from targets.settings import ServerSettings, SettingsError, parse_settings
 
@@ -49,7 +51,7 @@ def main() -> None:
     sock = bind(settings)
     try:
         app = create_app(build_context(settings))
-    except (KeysFolderError, OSError) as exc:
+    except (KeysFolderError, JwksUnavailable, OSError) as exc:
         fail(str(exc))
     config = uvicorn.Config(
         app,

@@ -29,8 +29,6 @@ def create_app(context: ServerContext) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):  # type: ignore[no-untyped-def]
-        for start in context.starters:
-            await start()
         loop = asyncio.get_running_loop()
         for reload in context.reloaders:
             loop.add_signal_handler(signal.SIGHUP, reload)

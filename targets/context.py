@@ -35,8 +35,7 @@ class ServerContext:
     users: UserDirectory | None  # None on a resource node: it logs nobody in
     keys_dir: Path
     redis: aioredis.Redis | None
-    # Hooks the scheme registers: run at start-up (before serving), at shutdown, on SIGHUP.
-    starters: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # Hooks the scheme registers: run at shutdown, and on SIGHUP.
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     reloaders: list[Callable[[], None]] = field(default_factory=list)
     facts: dict[str, Any] = field(default_factory=dict)  # more identity for /healthz

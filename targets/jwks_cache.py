@@ -1,6 +1,6 @@
 """A resource node's view of the issuer's keys: its JWKS, fetched and cached like production.
 
-Fetched once at start-up (the node does not serve until it has it), trusted for ``jwks_ttl``
+Fetched once at start-up (the node does not start without it), trusted for ``jwks_ttl``
 seconds, then refetched by the next request. A token whose ``kid`` is unknown may trigger a
 refetch, but at most one per ``jwks_cooldown`` seconds, and single-flight: however many requests
 wait on an unknown kid, one fetch serves them all. So a flood of made-up kids costs at most one
@@ -64,11 +64,20 @@ class JwksCache:
         self._client = httpx.AsyncClient(timeout=FETCH_TIMEOUT_S)
         self._in_flight: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        """The first fetch: a node without its issuer's keys must not serve."""
-        await self._fetch()
-        if not self.ring.verification_keys:
+    def load(self) -> None:
+        """The first fetch, before serving (blocking): a node without its issuer's keys must
+        not serve. JwksUnavailable, one line, when the issuer cannot give any."""
+        self.fetched_at = time.monotonic()
+        self.fetches += 1
+        try:
+            response = httpx.get(self.url, timeout=FETCH_TIMEOUT_S)
+            response.raise_for_status()
+            keys = parse_jwks(response.content, self.alg)
+        except (httpx.HTTPError, ValueError) as exc:
+            raise JwksUnavailable(f"cannot fetch {self.url}: {exc}") from None
+        if not keys:
             raise JwksUnavailable(f"{self.url} published no {self.alg} key")
+        self.ring.verification_keys.update(keys)
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -218,7 +218,7 @@ def make_authority(context: ServerContext) -> JwtAuthority:
     if s.learns_keys:
         assert s.issuer_url
         cache = JwksCache(s.issuer_url, s.alg, s.jwks_ttl, s.jwks_cooldown)
-        context.starters.append(cache.start)
+        cache.load()
         context.closers.append(cache.close)
         return JwtAuthority(context, jwks=cache)
     return JwtAuthority(context)

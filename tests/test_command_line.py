@@ -23,6 +23,10 @@ def run_target(*args: str, env: dict[str, str] | None = None) -> subprocess.Comp
     )
 
 
+ES256_RESOURCE = ["--scheme", "jwt", "--alg", "ES256", "--role", "resource"]
+NO_ISSUER = "http://127.0.0.1:9"  # nothing listens on the discard port
+
+
 @pytest.mark.parametrize(
     ("args", "env", "expected"),
     [
@@ -38,6 +42,34 @@ def run_target(*args: str, env: dict[str, str] | None = None) -> subprocess.Comp
         (["--scheme", "none", "--bogus"], {}, "unrecognized arguments: --bogus"),
         ([], {"AUTHBENCH_SCHEME": "jwt", "AUTHBENCH_ALG": "XS1"}, "choose from 'HS256'"),
         ([], {"AUTHBENCH_SCHEME": "jwt", "AUTHBENCH_DENYLIST": "maybe"}, "is not a boolean"),
+        (["--scheme", "none", "--role", "boss"], {}, "choose from 'all', 'issuer', 'resource'"),
+        (["--scheme", "none", "--role", "issuer"], {}, "--role issuer needs credentials"),
+        (["--scheme", "session", "--introspect"], {}, "--introspect applies only to --role"),
+        (
+            ["--scheme", "jwt", "--alg", "ES256", "--role", "resource"],
+            {},
+            "learns its keys from the issuer: give --issuer-url",
+        ),
+        (
+            ["--scheme", "jwt", "--alg", "HS256", "--role", "resource"],
+            {},
+            "needs --keys-dir with the issuer's secret",
+        ),
+        (
+            ["--scheme", "jwt", "--role", "resource", "--introspect", "--issuer-url", "http://x"],
+            {},
+            "--introspect needs --issuer-url and --introspect-secret",
+        ),
+        (
+            ["--scheme", "jwt", "--alg", "ES256", "--role", "resource", "--jwks-cooldown", "0"],
+            {},
+            "0 must be between 0.05 and 3600",
+        ),
+        (
+            [*ES256_RESOURCE, "--issuer-url", NO_ISSUER],
+            {},
+            f"cannot fetch {NO_ISSUER}/.well-known/jwks.json",
+        ),
     ],
 )
 def test_invalid_options_exit_with_one_line(
