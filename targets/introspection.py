@@ -18,13 +18,14 @@ from urllib.parse import parse_qs
 import httpx
 from fastapi import Request
 
-from targets.http_errors import AuthFailure, UpstreamUnavailable
+from targets.http_errors import AuthFailure, BadRequest, UpstreamUnavailable
 from targets.jwt_tokens import MAX_TOKEN_CHARS
 
 CLIENT_ID = "resource"
 BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="introspection"'}
 TIMEOUT_S = 5.0
 MAX_CACHED = 100_000
+MAX_FIELDS = 4  # token, token_type_hint, and room for a client's extras
 
 
 def check_client(request: Request, secret: str | None) -> None:
@@ -41,9 +42,13 @@ def check_client(request: Request, secret: str | None) -> None:
 
 
 async def token_from_form(request: Request) -> str:
-    """The ``token`` field of a form body (RFC 7662 §2.1); '' when absent or malformed."""
+    """The ``token`` field of a form body (RFC 7662 §2.1); '' when absent or too long;
+    BadRequest (400) for a body that is no small form."""
     body = await request.body()
-    fields = parse_qs(body.decode("ascii", errors="replace"), max_num_fields=4)
+    try:
+        fields = parse_qs(body.decode("ascii", errors="replace"), max_num_fields=MAX_FIELDS)
+    except ValueError:
+        raise BadRequest(f"an introspection request has at most {MAX_FIELDS} form fields") from None
     token = (fields.get("token") or [""])[0]
     return token if len(token) <= MAX_TOKEN_CHARS else ""
 

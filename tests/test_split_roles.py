@@ -108,6 +108,8 @@ def test_introspection_refuses_unauthenticated_clients_and_follows_logout(
     assert httpx.post(url, data={"token": "nonsense"}, auth=("resource", SECRET)).json() == {
         "active": False
     }
+    flooded = "&".join(f"f{i}=x" for i in range(50))
+    assert httpx.post(url, content=flooded, auth=("resource", SECRET)).status_code == 400
     assert me(node, token).status_code == 200
     logout = httpx.post(f"{issuer.url}/logout", headers={"Authorization": f"Bearer {token}"},
                         json={"refresh_token": login["refresh_token"]})  # fmt: skip
