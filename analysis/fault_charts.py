@@ -18,6 +18,7 @@ from matplotlib.ticker import NullFormatter, ScalarFormatter
 from analysis.charts import Chart, save_figure
 from analysis.palette import colour, ordered
 from analysis.tidy import RunData
+from loadtests.fault_metrics import p99
 
 STATUS_CLASSES = (
     ("2xx", "#41ab5d", lambda status: 200 <= status < 300),
@@ -25,11 +26,6 @@ STATUS_CLASSES = (
     ("5xx", "#cb181d", lambda status: status >= 500),
     ("no connection", "#636363", lambda status: status == 0),
 )
-
-
-def _p99(values: list[float]) -> float:
-    ordered_values = sorted(values)
-    return ordered_values[max(0, math.ceil(0.99 * len(ordered_values)) - 1)]
 
 
 def timeline_charts(run: RunData, out: Path, faults: tuple[str, ...]) -> list[Chart]:
@@ -87,9 +83,9 @@ def _timeline_panel(axis: plt.Axes, cell_dir: Path, scheme: str) -> None:
     axis.set_ylabel(f"{scheme}\nanswers", fontsize=8)
     latencies = timeline["ok_latency_ms"]
     # No successful answer in a bucket is a gap in the line, never a straight line across it.
-    p99 = [_p99(latencies[str(b)]) if latencies.get(str(b)) else math.nan for b in buckets]
+    tails = [p99(latencies[str(b)]) if latencies.get(str(b)) else math.nan for b in buckets]
     twin = axis.twinx()
-    twin.plot([v + width / 2 for v in x], p99, color="black", linewidth=1)
+    twin.plot([v + width / 2 for v in x], tails, color="black", linewidth=1)
     twin.set_yscale("log")
     twin.yaxis.set_major_formatter(ScalarFormatter())
     twin.yaxis.set_minor_formatter(NullFormatter())

@@ -4,10 +4,12 @@ The timeline counts answers per 100 ms of the window (by intended start), per no
 (0: no connection). Against the fault's start and end (``fault.json``, epoch seconds):
 
 - ``ok_share_during_fault``: the share of 2xx answers among requests that began during the fault
-  (for ``node-kill``, which has no length, during the ``AFTER_KILL_S`` after the kill);
+  (for an instant fault, ``node-kill`` or ``key-rotation``, during the ``AFTER_KILL_S`` after
+  it);
 - ``spurious_401``: 401 answers (to credentials valid before the fault) given while the fault
-  lasted, i.e. before the runner began restoring Redis: a fault must never log users out (a
-  node-kill lasts to the window's end, as the node stays dead);
+  lasted, i.e. before the runner began restoring Redis: a fault must never log users out (an
+  instant fault lasts to the window's end: the node stays dead, the new key stays; for a key
+  rotation these are its false rejects);
 - ``sessions_lost``: 401 answers from the fault's start to the window's end: each user refused
   logs in again (the read scenario does), so this counts the users the fault logged out, e.g.
   every session of a Redis that restarts without persistence;
@@ -27,6 +29,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from loadtests.matrix import REDIS_FAULTS
+
 ACCEPTED_KINDS = ("valid", "held")  # the validation scenario's credentials a server must accept
 AFTER_KILL_S = 1.0
 SLOWER_THAN_BEFORE = 2.0  # a bucket whose p99 exceeds this many times the p99 before is disturbed
@@ -38,7 +42,8 @@ COLUMNS = [
 ]  # fmt: skip
 
 
-def _p99(values: list[float]) -> float:
+def p99(values: list[float]) -> float:
+    """The 99th percentile of a list (nearest rank, no interpolation)."""
     ordered = sorted(values)
     return ordered[max(0, math.ceil(0.99 * len(ordered)) - 1)]
 
@@ -59,12 +64,12 @@ def fault_figures(cell_dir: Path) -> dict[str, Any]:
     origin, width = timeline["window_start"], timeline["bucket_s"]
     start, end = fault["started"] - origin, fault["ended"] - origin
     first = math.floor(start / width)
-    node_kill = fault["fault"] == "node-kill"
-    during_end = start + AFTER_KILL_S if node_kill else end
+    instant = fault["fault"] not in REDIS_FAULTS  # node-kill, key-rotation: nothing to restore
+    during_end = start + AFTER_KILL_S if instant else end
     last_during = max(first, math.ceil(during_end / width) - 1)
     # A 401 is spurious when the server gave it while the store was down or frozen (before the
     # runner began restoring it); after that, Redis answers and a 401 is a session it lost.
-    refused_until = math.inf if node_kill else fault.get("restoring", fault["ended"])
+    refused_until = math.inf if instant else fault.get("restoring", fault["ended"])
     refused = [t for t in timeline.get("refused_at", []) if t >= fault["started"]]
     answered: dict[int, int] = defaultdict(int)
     ok: dict[int, int] = defaultdict(int)
@@ -100,12 +105,12 @@ def _recovery_s(
 ) -> float | None:
     """Fault end → the first bucket after which nothing failed and latency was as before."""
     before = [value for bucket, values in latencies.items() if bucket < first for value in values]
-    bound = SLOWER_THAN_BEFORE * _p99(before) + SLACK_MS if before else math.inf
+    bound = SLOWER_THAN_BEFORE * p99(before) + SLACK_MS if before else math.inf
     buckets = sorted(bucket for bucket in answered if bucket >= first)
     disturbed = [
         bucket
         for bucket in buckets
-        if failed[bucket] or (latencies.get(bucket) and _p99(latencies[bucket]) > bound)
+        if failed[bucket] or (latencies.get(bucket) and p99(latencies[bucket]) > bound)
     ]
     if not disturbed:
         return 0.0

@@ -21,6 +21,7 @@ import psutil
 import pytest
 
 from analysis.tidy import load_run
+from loadtests.fault_metrics import fault_figures
 from loadtests.ports import free_port, wait_for_port
 from loadtests.private_redis import PrivateRedis
 from loadtests.processes import stop
@@ -226,3 +227,36 @@ def test_validation_catches_a_server_that_does_not_check_signatures(
         assert tallies.get(f"{kind}|false_accept", 0) > 0, kind
     assert tallies.get("refresh_as_access|correct", 0) > 0  # the typ check still holds
     assert tallies.get("valid|correct", 0) > 0
+
+
+def write_fault_cell(folder: Path, fault: dict[str, object], refused_at: list[float]) -> Path:
+    """A cell folder with only the raw files the fault figures are computed from."""
+    folder.mkdir()
+    (folder / "fault.json").write_text(json.dumps(fault))
+    counts = [[b, "n", 200, 10] for b in range(50)] + [[35, "n", 401, len(refused_at)]]
+    latencies = {str(b): [1.0] * 10 for b in range(50)}
+    (folder / "timeline.json").write_text(json.dumps({
+        "window_start": 100.0, "bucket_s": 0.1, "counts": counts,
+        "ok_latency_ms": latencies, "refused_at": refused_at,
+    }))  # fmt: skip
+    return folder
+
+
+def test_401s_after_an_instant_fault_are_its_false_rejects_but_after_a_restart_lost_sessions(
+    tmp_path: Path,
+) -> None:
+    """Bug caught: a key rotation's 401s were never counted, whatever the resource nodes did."""
+    rotation = write_fault_cell(
+        tmp_path / "rotation",
+        {"fault": "key-rotation", "started": 102.0, "ended": 102.0},
+        [103.5, 103.6],
+    )
+    figures = fault_figures(rotation)
+    assert (figures["spurious_401"], figures["sessions_lost"]) == (2, 2)
+    outage = write_fault_cell(
+        tmp_path / "outage",
+        {"fault": "redis-outage", "started": 101.0, "restoring": 103.0, "ended": 103.1},
+        [103.5, 103.6],
+    )
+    figures = fault_figures(outage)
+    assert (figures["spurious_401"], figures["sessions_lost"]) == (0, 2)
