@@ -192,7 +192,7 @@ def run_cell(
         "status": "running",
         "started": utc_now(),
         "nodes": services.node_urls,
-        "load_balancing": _balancing(services),
+        "load_balancing": _balancing(services, cell),
         "generator_ceiling_rps": run.ceilings.get(cell.settings.generator_processes),
         "redis_idle_cpu_s_per_s": services.redis_idle_cpu_s_per_s,
         "store_delay_measured_ms": services.store_delay_measured_ms,
@@ -277,17 +277,17 @@ def _verify_nodes(services: GroupServices, cell: Cell) -> Any:
     node_urls = services.node_urls
     if services.issuer is not None:
         return verify_target(node_urls, expected, issuer=services.issuer.url)
-    if cell.store != "memory" or len(node_urls) == 1:
+    if not cell.sticky_users:
         return verify_target(node_urls, expected)
     for node in node_urls[1:]:
         verify_target([node], expected)
     return verify_target(node_urls[:1], expected)
 
 
-def _balancing(services: GroupServices) -> str | None:
+def _balancing(services: GroupServices, cell: Cell) -> str | None:
     if services.balancer is not None:
         return "nginx round-robin with upstream keepalive"
-    if len(services.nodes) > 1 and services.private_redis is None and not services.redis_url:
+    if cell.sticky_users:
         return "client-side, each user sticks to one node"
     return "client round-robin" if len(services.nodes) > 1 else None
 

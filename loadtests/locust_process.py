@@ -85,7 +85,7 @@ def locust_environment(cell: Cell, nodes: list[str], cell_dir: Path) -> dict[str
         env["AUTHBENCH_RELOGIN_EVERY_S"] = f"{ROTATION_RELOGIN_S:g}"
     if settings.fault == "kid-flood":
         env["AUTHBENCH_KID_FLOOD"] = f"{settings.kid_flood_share:g}"
-    if cell.store == "memory" and len(nodes) > 1:
+    if cell.sticky_users:
         env["AUTHBENCH_STICKY"] = "1"
     return env
 

@@ -125,6 +125,11 @@ class Cell:
     def is_split(self) -> bool:
         return self.topology == "split"
 
+    @property
+    def sticky_users(self) -> bool:
+        """Memory sessions on several nodes: each user keeps to one node (a sticky balancer)."""
+        return self.store == "memory" and self.nodes > 1
+
     def cell_id(self, repetition: int) -> str:
         """Folder name: the axes in a fixed order (a JWT's non-default TTL too), the repetition."""
         balancer = "-nginx" if self.settings.balancer == "nginx" else ""
