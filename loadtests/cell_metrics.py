@@ -32,7 +32,7 @@ from loadtests.histograms import (
     new_histogram,
 )
 from loadtests.run_folder import write_csv
-from loadtests.sampling import delta, read_samples
+from loadtests.sampling import delta, read_samples, summed_delta
 from loadtests.split_metrics import COLUMNS as SPLIT_COLUMNS
 from loadtests.split_metrics import split_figures
 
@@ -238,11 +238,7 @@ def cell_row(cell_dir: Path) -> dict[str, Any]:
     journey = [name for name in names if not name.startswith("revocation delay")]
     all_requests = histograms.total(LATENCY, journey)
     series = read_samples(cell_dir / "samples.csv")
-    server_cpu_s = sum(
-        delta(points, start, end)
-        for (source, metric), points in series.items()
-        if source.startswith(SAMPLED_SERVER) and metric == "cpu_s"
-    )
+    server_cpu_s = summed_delta(series, SAMPLED_SERVER, "cpu_s", start, end)
     generator_cpu_s = _cpu_delta(series, "generator", start, end)
     generators = _json(cell_dir / "generators.json")
     row.update(

@@ -19,7 +19,7 @@ from loadtests.cell_metrics import cell_row
 from loadtests.console import Progress
 from loadtests.delay_proxy import DelayProxy, added_round_trip_ms
 from loadtests.faults import FaultInjector, FaultUnavailable
-from loadtests.http_probe import call
+from loadtests.http_probe import service_counters
 from loadtests.locust_process import LocustFailed, LocustRun
 from loadtests.matrix import Cell, Matrix
 from loadtests.nginx_balancer import NginxBalancer
@@ -251,7 +251,7 @@ def run_cell(
         sampler.save(cell_dir / "samples.csv")
         if services.issuer is not None:
             meta["split"]["counters"] = {
-                name: call(url, "GET", "/counters").body for name, url in counters.items()
+                name: service_counters(url) for name, url in counters.items()
             }
         if services.redis_url:
             meta["redis_key_memory"] = redis_key_memory(services.redis_url)

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtests.generator_parts import WINDOW_OPEN_MARKER
-from loadtests.http_probe import call
+from loadtests.http_probe import service_counters
 from loadtests.matrix import REDIS_FAULTS, Cell
 from loadtests.private_redis import PrivateRedis
 from loadtests.target_process import TargetNode
@@ -124,7 +124,7 @@ class FaultInjector:
         assert self.issuer is not None and self.keys_dir is not None
         alg = self.cell.alg
         self.record["counters_before"] = {
-            f"node{i}": _counters(node.url) for i, node in enumerate(self.nodes)
+            f"node{i}": service_counters(node.url) for i, node in enumerate(self.nodes)
         }
         kid = new_kid()
         write_key(self.keys_dir / alg, kid, alg, generate_private_key(alg))
@@ -155,10 +155,3 @@ class FaultInjector:
                 self._end()
         self._thread.join(5.0)
         return self.record
-
-
-def _counters(url: str) -> dict[str, Any]:
-    try:
-        return dict(call(url, "GET", "/counters").body or {})
-    except OSError:
-        return {}

@@ -46,3 +46,12 @@ def call(
     except ValueError:
         parsed = None
     return Reply(response.status, reply_headers, parsed)
+
+
+def service_counters(base_url: str) -> dict[str, Any]:
+    """A reference server's ``GET /counters`` (split topology), or {} when it does not answer."""
+    try:
+        body = call(base_url, "GET", "/counters").body
+    except (OSError, http.client.HTTPException):
+        return {}
+    return dict(body) if isinstance(body, dict) else {}

@@ -19,7 +19,7 @@ from pathlib import Path
 import psutil
 import redis
 
-from loadtests.http_probe import call
+from loadtests.http_probe import service_counters
 
 INTERVAL_S = 0.2
 FIELDS = ("t", "source", "metric", "value")
@@ -80,10 +80,7 @@ class Sampler:
             except psutil.Error:
                 continue
         for name, url in self._counter_urls.items():
-            try:
-                counters = call(url, "GET", "/counters").body or {}
-            except OSError:
-                continue  # a killed node has no counters: its samples simply stop
+            counters = service_counters(url)  # a killed node has none: its samples simply stop
             for metric in SERVICE_COUNTERS:
                 if isinstance(counters.get(metric), int | float):
                     self.rows.append((now, name, metric, float(counters[metric])))
@@ -160,6 +157,22 @@ def value_at(points: list[tuple[float, float]], t: float) -> float:
 def delta(points: list[tuple[float, float]], start: float, end: float) -> float:
     """How much a cumulative counter grew between start and end."""
     return value_at(points, end) - value_at(points, start)
+
+
+def summed_delta(
+    series: dict[tuple[str, str], list[tuple[float, float]]],
+    sources: str | tuple[str, ...],
+    metric: str,
+    start: float,
+    end: float,
+) -> float:
+    """How much a counter grew between start and end, summed over the sources whose names
+    start with ``sources`` (e.g. every ``node…``)."""
+    return sum(
+        delta(points, start, end)
+        for (source, name), points in series.items()
+        if source.startswith(sources) and name == metric
+    )
 
 
 IDLE_S = 0.5

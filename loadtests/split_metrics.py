@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtests.histograms import FAILED, LATENCY, HistogramSet
-from loadtests.sampling import delta
+from loadtests.sampling import summed_delta
 
 UNKNOWN_KID = "/me (unknown kid)"  # the read scenario's name for its made-up-kid requests
 COLUMNS = [
@@ -23,15 +23,6 @@ COLUMNS = [
     "issuer_calls_per_req", "jwks_fetches", "jwks_fetch_bound", "unknown_kid_requests",
     "rotation_first_accept_ms", "rotation_jwks_fetches",
 ]  # fmt: skip
-
-
-def _sum_delta(series: dict[tuple[str, str], Any], prefix: str, metric: str, start: float,
-               end: float) -> float:  # fmt: skip
-    return sum(
-        delta(points, start, end)
-        for (source, name), points in series.items()
-        if source.startswith(prefix) and name == metric
-    )
 
 
 def split_figures(
@@ -49,16 +40,16 @@ def split_figures(
     params = meta["cell"]
     start, end = window
     nodes = int(params["nodes"])
-    issuer_cpu_s = _sum_delta(series, "issuer", "cpu_s", start, end)
-    resource_cpu_s = _sum_delta(series, "node", "cpu_s", start, end)
-    answered = _sum_delta(series, "issuer", "introspections_answered", start, end)
+    issuer_cpu_s = summed_delta(series, "issuer", "cpu_s", start, end)
+    resource_cpu_s = summed_delta(series, "node", "cpu_s", start, end)
+    answered = summed_delta(series, "issuer", "introspections_answered", start, end)
     figures: dict[str, Any] = {
         "hops": int(params.get("hops", 1)),
         "can_mint": split.get("can_mint"),
         "issuer_cpu_us_per_req": round(issuer_cpu_s * 1e6 / requests, 1) if requests else None,
         "resource_cpu_us_per_req": round(resource_cpu_s * 1e6 / requests, 1) if requests else None,
         "issuer_calls_per_req": round(answered / requests, 4) if requests else None,
-        "jwks_fetches": round(_sum_delta(series, "node", "jwks_fetches", start, end)),
+        "jwks_fetches": round(summed_delta(series, "node", "jwks_fetches", start, end)),
     }
     if params.get("fault") == "kid-flood":
         cooldown = float(params.get("jwks_cooldown_s", 2.0))
