@@ -15,6 +15,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 from http.client import HTTPException
+from typing import Any
 
 import jwt
 
@@ -136,11 +137,13 @@ def verify_target(nodes: list[str], expected: Expected, issuer: str | None = Non
         raise VerifyFailed(f"target did not answer properly: {type(exc).__name__}: {exc}") from None
 
 
-def _check_roles(nodes: list[str], issuer: str, expected: Expected, result: VerifyResult) -> None:
+def _check_roles(
+    healths: dict[str, dict[str, Any]], issuer: str, expected: Expected, result: VerifyResult
+) -> None:
+    """Split: the issuer is one, the nodes (their /healthz already read) are resource nodes."""
     health = call(issuer, "GET", "/healthz").body or {}
     _expect(health.get("role") == "issuer", f"{issuer} is not an issuer ({health.get('role')})")
-    for node in nodes:
-        health = call(node, "GET", "/healthz").body or {}
+    for node, health in healths.items():
         _expect(health.get("role") == "resource", f"{node} is not a resource node")
         _expect(call(node, "POST", "/login", json_body={}).status in (404, 405),
                 f"{node} logs users in: a resource node must not")  # fmt: skip
@@ -153,12 +156,11 @@ def _check_roles(nodes: list[str], issuer: str, expected: Expected, result: Veri
 
 def _verify(nodes: list[str], expected: Expected, issuer: str | None) -> VerifyResult:
     result = VerifyResult()
-    if issuer is not None:
-        _check_roles(nodes, issuer, expected, result)
     login_at, logout_at = issuer or nodes[0], issuer or nodes[-1]
+    healths: dict[str, dict[str, Any]] = {}
     for node in nodes:
         health = call(node, "GET", "/healthz")
-        body = health.body or {}
+        body = healths[node] = health.body or {}
         identity = (body.get("scheme"), body.get("alg"), body.get("store"))
         want = (expected.scheme, expected.alg, expected.store)
         _expect(health.status == 200, f"{node}/healthz answered {health.status}")
@@ -166,6 +168,8 @@ def _verify(nodes: list[str], expected: Expected, issuer: str | None) -> VerifyR
         if expected.scheme == "jwt":
             _expect(body.get("denylist") == expected.denylist, f"{node} denylist setting differs")
     result.checks[IDENTITY] = True
+    if issuer is not None:
+        _check_roles(healths, issuer, expected, result)
 
     wrong = call(login_at, "POST", "/login", json_body={"username": USER, "password": "wrong"})
     _expect(wrong.status == 401, f"wrong password answered {wrong.status}, expected 401")

@@ -15,6 +15,7 @@ import httpx
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from targets.context import ServerContext
 from targets.http_errors import BadRequest
 from targets.server_timing import HEADER as SERVER_TIMING
 from targets.server_timing import ServerTiming
@@ -63,6 +64,13 @@ class CallChain:
         if answer.status_code != 200:
             return JSONResponse(body, status_code=answer.status_code, headers=_challenge(answer))
         return list(body.get("chain", []))
+
+
+def call_chain_for(context: ServerContext) -> CallChain:
+    """The server's client to its ``--downstream``, closed when the server shuts down."""
+    chain = CallChain(context.settings.downstream)
+    context.closers.append(chain.close)
+    return chain
 
 
 async def me_answer(

@@ -23,7 +23,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from targets.call_chain import CallChain, me_answer
+from targets.call_chain import call_chain_for, me_answer
 from targets.context import LoginRequest, ServerContext
 from targets.http_errors import AuthFailure, start_timing
 from targets.introspection import IntrospectionClient, check_client, token_from_form
@@ -237,8 +237,7 @@ def install_jwt_routes(app: FastAPI, context: ServerContext) -> None:
         return JSONResponse(authority.counters())
 
     if settings.serves_resources:
-        chain = CallChain(settings.downstream)
-        context.closers.append(chain.close)
+        chain = call_chain_for(context)
 
         @app.get("/me")
         async def me(request: Request) -> JSONResponse:

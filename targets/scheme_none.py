@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from targets.call_chain import CallChain, me_answer
+from targets.call_chain import call_chain_for, me_answer
 from targets.context import LoginRequest, ServerContext
 from targets.http_errors import start_timing
 from targets.server_timing import HEADER as SERVER_TIMING
@@ -19,8 +19,7 @@ def install_none_routes(app: FastAPI, context: ServerContext) -> None:
     """Register /login, /me and /logout of the baseline."""
     node = context.settings.node_id
 
-    chain = CallChain(context.settings.downstream)
-    context.closers.append(chain.close)
+    chain = call_chain_for(context)
 
     @app.get("/me")
     async def me(request: Request) -> JSONResponse:

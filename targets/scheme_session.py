@@ -12,7 +12,7 @@ import secrets
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from targets.call_chain import CallChain, me_answer
+from targets.call_chain import call_chain_for, me_answer
 from targets.context import LoginRequest, ServerContext
 from targets.http_errors import AuthFailure, start_timing
 from targets.server_timing import HEADER as SERVER_TIMING
@@ -47,8 +47,7 @@ def install_session_routes(app: FastAPI, context: ServerContext) -> None:
     node = settings.node_id
 
     if settings.serves_resources:
-        chain = CallChain(settings.downstream)
-        context.closers.append(chain.close)
+        chain = call_chain_for(context)
 
         @app.get("/me")
         async def me(request: Request) -> JSONResponse:
