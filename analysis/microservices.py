@@ -57,14 +57,13 @@ def _split_summary(run: RunData) -> pd.DataFrame:
 def cost_table(run: RunData) -> list[list[str]]:
     """Per scheme and chain length: latency, CPU per user request, issuer and store load."""
     summary = _split_summary(run)
+    cells = run.complete()
+    can_mint = cells[cells["topology"] == "split"].groupby("scheme")["can_mint"].max()
     table = []
     for scheme in ordered(summary["scheme"].unique().tolist()):
         for _, row in summary[summary["scheme"] == scheme].sort_values("hops").iterrows():
             hops = int(row["hops"])
-            resource = row["resource_cpu_us_per_req"]
-            per_hop = _divided(resource, hops)
-            cells = run.complete()
-            minters = cells[(cells["scheme"] == scheme) & (cells["topology"] == "split")]
+            per_hop = _divided(row["resource_cpu_us_per_req"], hops)
             table.append(
                 [
                     f"{scheme}{' ‡' if row['late'] else ''}",
@@ -76,7 +75,7 @@ def cost_table(run: RunData) -> list[list[str]]:
                     _text(per_hop, 0, "µs"),
                     _text(row["issuer_calls_per_req"], 2),
                     _text(row["redis_cmds_per_req"], 2),
-                    _text(minters["can_mint"].max(), 0),
+                    _text(can_mint.get(scheme), 0),
                 ]
             )
     return table
