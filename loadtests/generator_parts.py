@@ -18,7 +18,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from loadtests.histograms import FAILED, LATENCY, HistogramSet
+from loadtests.histograms import CENSORED, FAILED, LATENCY, HistogramSet
 
 PARTS_DIR = "generator-parts"
 WINDOW_OPEN_MARKER = "window-open"  # the first process to open its window writes the instant
@@ -78,6 +78,7 @@ def merge_parts(hdr_out: str | Path) -> dict[str, Any] | None:
         "processes": per_process,
         "merged_requests": merged.total(LATENCY),
         "merged_failures": merged.total(FAILED),
+        "censored": merged.total(CENSORED),
         **totals,
         "unsent": max(0, totals["planned_in_window"] - totals["sent_on_schedule"]),
     }

@@ -20,6 +20,7 @@ SIGNIFICANT_DIGITS = 3
 LATENCY = "latency_us"  # successful requests only
 FAILED = "failed_us"  # failed requests, kept out of the latency percentiles
 LATENESS = "lateness_us"  # open model: intended start → actual send
+CENSORED = "censored_us"  # open model: unanswered at the stop, at least this long
 AUTH = "auth_us"
 AUTH_COMPUTE = "auth_compute_us"  # auth minus store and kdf, per request
 STORE = "store_us"

@@ -75,6 +75,7 @@ def locust_environment(cell: Cell, nodes: list[str], cell_dir: Path) -> dict[str
     }
     if settings.model == "open":
         env["AUTHBENCH_RATE"] = f"{settings.rate:g}"
+        env["AUTHBENCH_ARRIVALS"] = settings.arrivals
     if settings.fault:
         env["AUTHBENCH_TIMELINE"] = "1"
     if cell.scheme != "none":

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from loadtests.schedule import ARRIVALS
 from targets.settings import ALGORITHMS
 
 MATRICES_DIR = Path(__file__).parent / "matrices"
@@ -61,6 +62,7 @@ class CellSettings:
     repetitions: int = 1
     model: str = "closed"
     rate: float = 0.0
+    arrivals: str = ARRIVALS[0]
     population: int = 1000
     kdf_iterations: int = 10_000
     access_ttl: int = 300
@@ -175,10 +177,14 @@ class Cell:
 
     @property
     def load_label(self) -> str:
-        """closed, open-<rate>r, or open-eq (the equal-load rate the runner chooses)."""
+        """closed, open-<rate>r, or open-eq (the equal-load rate the runner chooses).
+
+        Evenly spaced arrivals add ``-uniform``; Poisson arrivals are the default.
+        """
         if self.settings.model == "closed":
             return "closed"
-        return "open-eq" if self.settings.equal_load else f"open-{self.settings.rate:g}r"
+        load = "open-eq" if self.settings.equal_load else f"open-{self.settings.rate:g}r"
+        return load if self.settings.arrivals == ARRIVALS[0] else f"{load}-{self.settings.arrivals}"
 
     def server_args(self) -> list[str]:
         """The ``python -m targets`` options of this cell's scheme."""
@@ -300,6 +306,8 @@ def _settings(source: str, table: dict[str, Any], base: CellSettings) -> CellSet
         value = table[key]
         if key == "model":
             _check_choice(source, key, value, MODELS, "model")
+        elif key == "arrivals":
+            _check_choice(source, key, value, ARRIVALS, "arrival process")
         elif key in ("equal_load", "sliding_session"):
             if not isinstance(value, bool):
                 raise _fail(source, key, f"{value!r} is not true or false")

@@ -9,7 +9,10 @@ flatters a percentile. In the open model a request is timed from its intended st
 coordinated omission), the lateness (intended → actual send) of every send made in the window
 goes to ``lateness_us``, and the process counts how many sends its users' schedules planned
 inside the window: the planned ones that were never sent are the ``unsent`` requests, the worst
-tail of all.
+tail of all. When the test stops (after the drain and Locust's stop timeout), every request of
+the window that has no answer yet, whether still in flight or never sent, is recorded in
+``censored_us`` at (stop - intended start): its latency is at least that, and the percentiles
+count it so, rather than dropping the slowest requests of all.
 
 A fault cell (``AUTHBENCH_TIMELINE``) also keeps a timeline: per 100 ms of the window (by each
 request's intended start), per node and per status code (0: no answer) how many requests, and
@@ -40,6 +43,7 @@ from loadtests.generator_parts import WINDOW_OPEN_MARKER, merge_parts, part_path
 from loadtests.histograms import (
     AUTH,
     AUTH_COMPUTE,
+    CENSORED,
     FAILED,
     KDF,
     LATENCY,
@@ -48,9 +52,10 @@ from loadtests.histograms import (
     HistogramSet,
     parse_server_timing,
 )
-from loadtests.schedule import planned_sends
+from loadtests.schedule import Schedule
 
 INTENDED_START = "intended_start"
+CENSORED_NAME = "no answer by the stop"
 TIMELINE_BUCKET_S = 0.1
 UNAUTHORIZED = 401
 MAX_REFUSALS_KEPT = 100_000
@@ -73,7 +78,9 @@ class WindowRecorder:
         self.histograms.clear()
         self.window_start: float | None = None
         self.window_end: float | None = None
-        self.schedules: list[tuple[float, float]] = []
+        self.schedules: list[Schedule] = []
+        self.in_flight: Counter[float] = Counter()  # intended starts sent and not yet answered
+        self.stopped = False
         self.sent_on_schedule = 0
         self.seen_since_open = 0
         self.locust_since_open = 0
@@ -106,18 +113,34 @@ class WindowRecorder:
         now = time.time()
         self.window_end = now if self.window_end is None else min(self.window_end, now)
 
-    def add_schedule(self, first: float, interval: float) -> None:
-        """An open-model user's send times: first, first + interval, …"""
-        self.schedules.append((first, interval))
+    def add_schedule(self, schedule: Schedule) -> None:
+        """An open-model user's send times."""
+        self.schedules.append(schedule)
+
+    def send_started(self, intended: float) -> None:
+        """An open-model request (timed from ``intended``) was handed to the client."""
+        self.in_flight[intended] += 1
 
     def planned_in_window(self) -> int:
         """Sends the open-model schedules planned inside the window."""
         if self.window_start is None or self.window_end is None:
             return 0
-        return sum(
-            planned_sends(first, interval, self.window_start, self.window_end)
-            for first, interval in self.schedules
-        )
+        return sum(s.planned_between(self.window_start, self.window_end) for s in self.schedules)
+
+    def censor(self, stop: float) -> None:
+        """Record every request of the window still unanswered at ``stop`` as at least that long.
+
+        Those are the requests in flight and the planned ones never sent: the tail that
+        coordinated omission would otherwise hide at the window's end.
+        """
+        if self.window_start is None or self.window_end is None:
+            return
+        unanswered = [t for t, count in self.in_flight.items() for _ in range(count)]
+        for schedule in self.schedules:
+            unanswered += schedule.unsent_between(self.window_start, self.window_end)
+        for intended in unanswered:
+            if self.measuring(intended):
+                self.histograms.record(CENSORED, CENSORED_NAME, (stop - intended) * 1e6)
 
     def measuring(self, start_time: float) -> bool:
         """Whether a request that started at ``start_time`` (epoch s) is in the window."""
@@ -139,6 +162,8 @@ class WindowRecorder:
         if self.window_start is not None:
             self.seen_since_open += 1
         intended = context.get(INTENDED_START) if context else None
+        if intended is not None:
+            self._answered(intended)
         if intended is not None and self.measuring(start_time):
             # Lateness of every send made in the window, even one planned before it: a generator
             # far behind its schedule shows here, not only in its unsent count.
@@ -168,6 +193,13 @@ class WindowRecorder:
         # The auth step's own work, per request: never a difference of means over other requests.
         compute = timing["auth"] - timing.get("store", 0.0) - timing.get("kdf", 0.0)
         self.histograms.record(AUTH_COMPUTE, name, max(compute, 0.0))
+
+    def _answered(self, intended: float) -> None:
+        left = self.in_flight[intended] - 1
+        if left > 0:
+            self.in_flight[intended] = left
+        else:
+            del self.in_flight[intended]
 
     def _on_timeline(
         self,
@@ -259,10 +291,18 @@ def _count_shipped(client_id: str, data: dict[str, Any]) -> None:
 
 @events.test_stop.add_listener
 def _on_test_stop(environment: Environment, **_: Any) -> None:
+    """Close the window and write this process's part, once per test.
+
+    Locust fires test_stop twice when its ``--run-time`` limit calls quit() while the recorder's
+    own quit is still waiting for users to finish (Locust only ignores a second stop once the
+    first is over): counting Locust's statistics twice doubled its count.
+    """
     hdr_out = os.environ.get("AUTHBENCH_HDR_OUT")
-    if isinstance(environment.runner, MasterRunner) or not hdr_out:
+    if isinstance(environment.runner, MasterRunner) or not hdr_out or recorder.stopped:
         return
+    recorder.stopped = True
     recorder.close_window()
+    recorder.censor(time.time())
     recorder.locust_since_open += _locust_count(environment)
     runner = environment.runner
     name = runner.client_id if isinstance(runner, WorkerRunner) else "local"

@@ -21,11 +21,17 @@ from loadtests.sampling import Sampler
 from loadtests.trivial_server import TrivialServer
 
 
-def open_cell(rate: float, users: int, processes: int = 1, duration_s: float = 1.5) -> Cell:
+def open_cell(
+    rate: float,
+    users: int,
+    processes: int = 1,
+    duration_s: float = 1.5,
+    arrivals: str = "poisson",
+) -> Cell:
     """An open-model read cell against whatever answers like the none scheme."""
     settings = CellSettings(
         warmup_s=0.5, duration_s=duration_s, model="open", rate=rate,
-        generator_processes=processes,
+        generator_processes=processes, arrivals=arrivals,
     )  # fmt: skip
     return Cell("none", "single", 1, "read", users, settings)
 
@@ -52,7 +58,8 @@ def test_unsent_and_late_requests_are_recorded_when_the_rate_exceeds_the_generat
 ) -> None:
     cpus = CpuPlan.for_this_machine()
     with TrivialServer(cpus.servers) as server:
-        row = measure(open_cell(rate=100_000, users=8), server.url, tmp_path / "cell", cpus)
+        cell = open_cell(rate=100_000, users=8, arrivals="uniform")
+        row = measure(cell, server.url, tmp_path / "cell", cpus)
     generators = json.loads((tmp_path / "cell" / "generators.json").read_text())
     window_s = row["window_s"]
     assert abs(generators["planned_in_window"] - 100_000 * window_s) <= 8  # one per user at most
@@ -66,8 +73,9 @@ def test_an_open_cell_within_reach_sends_everything_on_time(tmp_path: Path) -> N
     cpus = CpuPlan.for_this_machine()
     with TrivialServer(cpus.servers) as server:
         row = measure(open_cell(rate=300, users=8), server.url, tmp_path / "cell", cpus)
-    assert row["unsent"] == 0
-    assert 0.95 * 300 <= row["achieved_rps"] <= 1.05 * 300
+    assert row["unsent"] == row["censored"] == 0
+    assert 0.95 * row["planned_rps"] <= row["achieved_rps"] <= 1.05 * row["planned_rps"]
+    assert 0.8 * 300 <= row["planned_rps"] <= 1.2 * 300  # Poisson: about 4 standard deviations
     assert row["late"] is False
 
 
@@ -79,7 +87,7 @@ def test_two_processes_offer_the_total_rate_not_twice_it(tmp_path: Path) -> None
     generators = json.loads((tmp_path / "cell" / "generators.json").read_text())
     processes = generators["processes"]
     assert len(processes) == 2
-    assert 0.9 * 400 <= row["achieved_rps"] <= 1.1 * 400  # not 800
+    assert 0.8 * 400 <= row["achieved_rps"] <= 1.2 * 400  # not 800 (Poisson: ±4 sd)
     for part in processes.values():
         assert part["requests"] > 0.3 * generators["merged_requests"]
         # Each process's own Locust count agrees with what its recorder saw.
@@ -98,12 +106,36 @@ def test_capacity_search_finds_the_limit_of_a_fixed_cost_target(tmp_path: Path) 
 
         def probe(rate: float) -> Any:
             folder = tmp_path / f"probe{len(probes) + 1:02d}"
-            row = measure(open_cell(rate=rate, users=16), server.url, folder, cpus)
+            # Evenly spaced arrivals: a Poisson queue breaks the p99 well below the service limit.
+            cell = open_cell(rate=rate, users=16, arrivals="uniform")
+            row = measure(cell, server.url, folder, cpus)
             probes.append(row)
             return judge(row, search)
 
         capacity, bound, steps = search_rates(probe, 300.0, 100.0, 25.0, max_steps=6)
-    assert 350 <= capacity <= 500, [(p["offered_rps"], p["p99_ms"]) for p in probes]
+    seen = [(p["offered_rps"], p["p99_ms"], p["censored"]) for p in probes]
+    assert 350 <= capacity <= 500, seen
     assert bound == "server"
     assert steps == len(probes) <= 6
-    assert any(p["offered_rps"] >= 500 and p["p99_ms"] > 50 for p in probes)
+    assert any(p["offered_rps"] >= 500 and p["p99_ms"] > 50 for p in probes), seen
+
+
+def test_requests_unanswered_at_the_stop_are_censored_into_the_percentiles(
+    tmp_path: Path,
+) -> None:
+    """A target that stops answering mid-window: its hung requests are the p99, not dropped.
+
+    It also reproduces Locust's double stop (its run-time limit quits again while the window's
+    own stop still waits for the hung users), which once doubled Locust's request count.
+    """
+    cpus = CpuPlan.for_this_machine()
+    with TrivialServer(cpus.servers, stall_after_s=1.5) as server:
+        row = measure(open_cell(rate=200, users=8), server.url, tmp_path / "cell", cpus)
+    generators = json.loads((tmp_path / "cell" / "generators.json").read_text())
+    unanswered = generators["planned_in_window"] - generators["sent_on_schedule"]
+    assert row["censored"] == generators["censored"] == unanswered > 0
+    # Censored at (stop - intended start): at least the drain after the window's end.
+    assert row["p99_ms"] >= 500
+    assert row["max_ms"] >= 500
+    assert row["requests"] > 0 and row["censored"] > 0.01 * row["requests"]
+    assert row["locust_requests"] == row["recorded_requests"] == generators["seen_since_open"]

@@ -16,7 +16,6 @@ from analysis.stats import (
     repetitions_to_separate,
 )
 from loadtests.capacity import Verdict, search_rates
-from loadtests.schedule import planned_sends
 
 
 def test_interval_is_student_t_around_the_mean_it_shows() -> None:
@@ -70,21 +69,6 @@ def test_difference_combines_both_half_widths() -> None:
     d = difference(Estimate(130.0, 120.0, 140.0, 3, 5.0), Estimate(100.0, 97.0, 103.0, 3, 2.0))
     assert d.value == 30.0
     assert d.high - d.value == pytest.approx(math.hypot(10.0, 3.0))
-
-
-@pytest.mark.parametrize(
-    ("first", "interval", "start", "end", "expected"),
-    [
-        (0.0, 0.1, 1.0, 2.0, 10),  # 1.0, 1.1, … 1.9
-        (0.05, 0.1, 1.0, 2.0, 10),  # 1.05 … 1.95
-        (1.5, 0.1, 1.0, 2.0, 5),  # begins inside the window
-        (3.0, 0.1, 1.0, 2.0, 0),  # begins after it
-    ],
-)
-def test_planned_sends_counts_schedule_points_inside_the_window(
-    first: float, interval: float, start: float, end: float, expected: int
-) -> None:
-    assert planned_sends(first, interval, start, end) == expected
 
 
 def test_search_steps_up_backs_off_and_halves_to_the_resolution() -> None:

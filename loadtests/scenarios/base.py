@@ -5,9 +5,10 @@ web UI or a container: ``AUTHBENCH_NODES`` (comma-separated base URLs; default: 
 ``AUTHBENCH_USERS`` (the server's user population, default 1000), ``AUTHBENCH_MODEL``
 (``closed``: no wait between tasks; ``open``: a fixed arrival rate ``AUTHBENCH_RATE`` requests/s
 in total over all users of all Locust processes, latency counted from each request's intended
-start). In the open model each user sends every ``users / rate`` seconds, where ``users`` is the
-run's total user count (``-u``, or ``AUTHBENCH_LOAD_USERS`` for workers started apart), so K
-processes together offer the rate, not K times it.
+start). In the open model each user is one arrival stream with a mean gap of ``users / rate``
+seconds, where ``users`` is the run's total user count (``-u``, or ``AUTHBENCH_LOAD_USERS`` for
+workers started apart), so K processes together offer the rate, not K times it; the gaps are
+exponential (``AUTHBENCH_ARRIVALS=poisson``, the default) or equal (``uniform``).
 
 Spreading is client-side: each request goes to the next node, or, with ``AUTHBENCH_STICKY``
 (memory sessions on several nodes), every request of a user to its own node, as a sticky
@@ -31,12 +32,14 @@ from locust import FastHttpUser
 from locust.exception import StopUser
 
 from loadtests.recorder import INTENDED_START, recorder
+from loadtests.schedule import ARRIVALS, Schedule
 
 PASSWORD = os.environ.get("AUTHBENCH_PASSWORD", "bench-password")
 SESSION_COOKIE = "session_id"
 HOPS_HEADER = "X-Authbench-Hops"
 NODE_RETRY_S = 10.0  # as nginx's default fail_timeout: a failed upstream is skipped this long
 NO_ANSWER = 0  # the status Locust's fast client reports when no connection was made
+DEFAULT_ARRIVALS = ARRIVALS[0]
 
 
 def node_urls(host: str | None) -> list[str]:
@@ -82,17 +85,18 @@ class AuthbenchUser(FastHttpUser):
 
     def wait_time(self) -> float:
         """Closed model: no wait. Open model: until the next intended start on the schedule."""
-        if self._interval_s is None:
+        if self._schedule is None:
             return 0.0
-        self._intended += self._interval_s
-        self._pending_intended = self._intended
-        return max(0.0, self._intended - time.time())
+        self._pending_intended = self._schedule.next_send()
+        return max(0.0, self._pending_intended - time.time())
 
     def context(self) -> dict[str, Any]:
         """The open model's intended start, attached to the first request of each task."""
-        if self._interval_s is None or self._pending_intended is None:
+        if self._schedule is None or self._pending_intended is None:
             return {}
         intended, self._pending_intended = self._pending_intended, None
+        self._schedule.mark_sent()
+        recorder.send_started(intended)
         return {INTENDED_START: intended}
 
     def on_start(self) -> None:
@@ -101,24 +105,23 @@ class AuthbenchUser(FastHttpUser):
         self.sticky = bool(os.environ.get("AUTHBENCH_STICKY"))
         self.down_until: dict[int, float] = {}
         self.population = int(os.environ.get("AUTHBENCH_USERS", "1000"))
-        self._interval_s = self._open_model_interval()
+        self._schedule = self._open_model_schedule()
         self._pending_intended: float | None = None
         if AuthbenchUser.scheme is None:
             response = self.client.get(self.nodes[0] + "/healthz", name="setup /healthz")
             AuthbenchUser.health = response.json()
             AuthbenchUser.scheme = AuthbenchUser.health["scheme"]
-        if self._interval_s is not None:
-            # Users start spread over one interval, so arrivals are even, not in bursts.
-            self._intended = time.time() + random.uniform(0, self._interval_s)
-            recorder.add_schedule(self._intended, self._interval_s)
-            gevent.sleep(max(0.0, self._intended - time.time()))
-            self._pending_intended = self._intended
+        if self._schedule is not None:
+            recorder.add_schedule(self._schedule)
+            self._pending_intended = self._schedule.next_send()
+            gevent.sleep(max(0.0, self._pending_intended - time.time()))
 
-    def _open_model_interval(self) -> float | None:
+    def _open_model_schedule(self) -> Schedule | None:
         if os.environ.get("AUTHBENCH_MODEL", "closed") != "open":
             return None
         rate = float(os.environ["AUTHBENCH_RATE"])
-        return total_users(self.environment) / rate
+        arrivals = os.environ.get("AUTHBENCH_ARRIVALS", DEFAULT_ARRIVALS)
+        return Schedule(time.time(), total_users(self.environment) / rate, arrivals)
 
     def issuer_url(self, path: str) -> str:
         """Where credentials are issued and revoked: the split's issuer, else the next node."""
