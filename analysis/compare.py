@@ -21,11 +21,13 @@ import pandas as pd
 
 from analysis.palette import scheme_rank
 from analysis.stats import Estimate
-from analysis.tidy import CELL_KEY, RunData
+from analysis.tidy import RunData
 from loadtests.calibration import calibration_ratio
-from loadtests.cell_metrics import CELL_SETTINGS
+from loadtests.matrix import CONDITIONS, MEASUREMENT_AXES
 
-SETTINGS = ("access_ttl", *CELL_SETTINGS)
+# Two runs' cells match on what was measured; how (window, population, …) must agree too.
+MATCH_KEY = list(MEASUREMENT_AXES)
+SETTINGS = CONDITIONS
 
 METRICS = (
     ("server_cpu_us_per_req", "server CPU µs/req", 0, "lower"),
@@ -51,7 +53,7 @@ def _settings(run: RunData) -> dict[tuple[object, ...], tuple[object, ...]]:
         _key(group.iloc[0]): tuple(
             sorted({_plain(tuple(r)) for r in group[list(SETTINGS)].to_numpy()}, key=str)
         )
-        for _, group in done.groupby(CELL_KEY, sort=False, dropna=False)
+        for _, group in done.groupby(MATCH_KEY, sort=False, dropna=False)
     }
 
 
@@ -61,12 +63,12 @@ def _plain(values: tuple[object, ...]) -> tuple[object, ...]:
 
 
 def _key(row: object) -> tuple[object, ...]:
-    return _plain(tuple(row[k] for k in CELL_KEY))  # type: ignore[index]
+    return _plain(tuple(row[k] for k in MATCH_KEY))  # type: ignore[index]
 
 
 def matched(before: RunData, after: RunData) -> tuple[pd.DataFrame, list[str]]:
     """Cells measured in both runs with the same settings, and why others were refused."""
-    merged = before.summary.merge(after.summary, on=CELL_KEY, suffixes=("_a", "_b"))
+    merged = before.summary.merge(after.summary, on=MATCH_KEY, suffixes=("_a", "_b"))
     settings_a, settings_b = _settings(before), _settings(after)
     keep, refused = [], []
     for index, row in merged.iterrows():

@@ -21,13 +21,10 @@ import pandas as pd
 from analysis.stats import Estimate, estimate, pooled_floor
 from loadtests.capacity import capacity_rows
 from loadtests.cell_metrics import metrics_rows
+from loadtests.matrix import IDENTITY
 from loadtests.run_folder import SCHEMA_VERSION
 
-CELL_KEY = [
-    "scheme", "topology", "nodes", "balancer", "scenario", "users", "model", "rate", "access_ttl",
-    "store_delay_ms", "fault", "fault_s", "persistence", "sliding_session", "hops",
-    "introspect_cache_s", "jwks_cooldown_s",
-]  # fmt: skip
+CELL_KEY = list(IDENTITY)  # repetitions of one cell: the same identity, nothing else
 # Headline figures come from undisturbed cells next to their store: a fault cell or a distant
 # store is only ever asked for by name.
 HEADLINE_DEFAULTS = {

@@ -35,6 +35,7 @@ from loadtests.histograms import (
     HistogramSet,
     new_histogram,
 )
+from loadtests.matrix import CREDENTIAL_SETTINGS, IDENTITY
 from loadtests.run_folder import write_csv
 from loadtests.sampling import delta, read_samples, summed_delta
 from loadtests.split_metrics import COLUMNS as SPLIT_COLUMNS
@@ -337,10 +338,11 @@ def usable(row: dict[str, Any]) -> bool:
 
 
 def add_overheads(rows: list[dict[str, Any]]) -> None:
-    """Fill the overhead columns against the ``none`` row of the same scenario, topology, run."""
+    """Fill the overhead columns against the ``none`` row of the same identity and repetition."""
     key_fields = (
-        "topology", "nodes", "balancer", "scenario", "users", "model", "rate", "repetition",
-    )  # fmt: skip
+        *(key for key in IDENTITY if key != "scheme" and key not in CREDENTIAL_SETTINGS),
+        "repetition",
+    )
     baselines = {
         tuple(row[f] for f in key_fields): row
         for row in rows

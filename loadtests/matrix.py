@@ -13,7 +13,9 @@ CSV columns and the charts. Any problem is one line naming the file, the key and
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import shutil
 import tomllib
 from dataclasses import asdict, dataclass, replace
@@ -84,6 +86,27 @@ class CellSettings:
 SETTING_KEYS = tuple(asdict(CellSettings()))
 GROUP_KEYS = AXIS_KEYS + SETTING_KEYS
 
+# A cell's identity, defined once for the runner, the metrics, the analysis and compare. The
+# measurement axes say what was measured (compare matches two runs on them); the conditions say
+# how (window, population, generator): within a run, cells pool only when both agree.
+MEASUREMENT_AXES = (
+    "scheme", "topology", "nodes", "balancer", "scenario", "users", "model", "rate", "arrivals",
+    "equal_load", "access_ttl", "store_delay_ms", "fault", "fault_s", "persistence",
+    "sliding_session", "hops", "introspect_cache_s", "jwks_cooldown_s", "kid_flood_share",
+)  # fmt: skip
+CONDITIONS = (
+    "warmup_s", "duration_s", "kdf_iterations", "population", "generator_processes", "fault_at_s",
+)  # fmt: skip
+IDENTITY = (*MEASUREMENT_AXES, *CONDITIONS)
+# Settings that only a scheme with credentials reads: the ``none`` baseline ignores them.
+CREDENTIAL_SETTINGS = (
+    "access_ttl", "sliding_session", "persistence", "introspect_cache_s", "jwks_cooldown_s",
+)  # fmt: skip
+# Every setting but the repetition count is part of the identity: a new one must be placed.
+assert set(IDENTITY) == {"scheme", "topology", "nodes", "scenario", "users"} | (
+    set(SETTING_KEYS) - {"repetitions"}
+), "every cell setting must be a measurement axis or a condition"
+
 
 @dataclass(frozen=True)
 class Cell:
@@ -95,6 +118,7 @@ class Cell:
     scenario: str
     users: int
     settings: CellSettings
+    tag: str = ""  # set when another cell of the matrix has the same readable id
 
     @property
     def alg(self) -> str:
@@ -146,8 +170,19 @@ class Cell:
             f"{self.scheme}{sliding}__{self.topology}-{self.nodes}{hops}{balancer}{distance}"
             f"__{self.scenario}"
             f"{self.fault_label}__{self.load_label}-{self.users}u{generator}{lifetime}"
-            f"__r{repetition}"
+            f"{'-' + self.tag if self.tag else ''}__r{repetition}"
         )
+
+    def identity(self) -> dict[str, Any]:
+        """The values that make this cell a measurement of its own (see ``IDENTITY``)."""
+        described = self.describe()
+        return {key: described[key] for key in IDENTITY}
+
+    def conditions_tag(self) -> str:
+        """A short stable digest of the conditions, to tell apart cells of one readable id."""
+        conditions = {key: self.identity()[key] for key in CONDITIONS}
+        text = json.dumps(conditions, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:6]
 
     @property
     def _short_lived(self) -> bool:
@@ -495,6 +530,7 @@ def parse_matrix(data: dict[str, Any], source: str, name: str) -> Matrix:
     for other in _includes(source, data.get("include", [])):
         included.append(other.source)
         cells += [cell for cell in other.cells if cell not in cells]
+    cells = _distinct_ids(cells)
     capacity, search = _capacity(source, data.get("capacity"), base)
     ceiling = data.get("generator_ceiling_rps")
     if ceiling is not None:
@@ -511,6 +547,20 @@ def parse_matrix(data: dict[str, Any], source: str, name: str) -> Matrix:
         search,
         tuple(included),
     )
+
+
+def _distinct_ids(cells: list[Cell]) -> list[Cell]:
+    """Cells of one readable id but other conditions (say a 10 s and a 3 s window) get a tag.
+
+    Without it they would share a folder, and the second would be taken for the first's result.
+    """
+    by_id: dict[str, set[tuple[Any, ...]]] = {}
+    for cell in cells:
+        by_id.setdefault(cell.cell_id(1), set()).add(tuple(cell.identity().items()))
+    return [
+        replace(cell, tag=cell.conditions_tag()) if len(by_id[cell.cell_id(1)]) > 1 else cell
+        for cell in cells
+    ]
 
 
 def _includes(source: str, names: Any) -> list[Matrix]:

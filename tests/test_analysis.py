@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
@@ -18,7 +19,7 @@ from analysis.claims import NOT_DISTINGUISHABLE, NOT_SUPPORTED, SUPPORTED, check
 from analysis.compare import comparison_rows, warnings
 from analysis.decision import LATE_MARK, decision_rows
 from analysis.report import write_report
-from analysis.tidy import load_run
+from analysis.tidy import load_run, summarise
 from loadtests.cell_metrics import COLUMNS, cell_row
 
 FIXTURE = Path(__file__).parent / "data" / "run-fixture"
@@ -236,3 +237,17 @@ def test_compare_shows_the_calibration_ratio_and_refuses_cells_with_other_settin
     assert rows and not any(row[0].startswith("jwt-ES256") for row in rows)
     assert all("(same within noise)" in cell for row in rows for cell in row[1:])
     assert len(comparison_rows(before, before)) == len(before.summary)
+
+
+def test_repetitions_pool_only_within_one_cell_identity() -> None:
+    """A cell measured with another population or window is another cell, never a repetition."""
+    run = load_run(FIXTURE)
+    closed = run.cells[(run.cells["model"] == "closed") & (run.cells["scenario"] == "read")]
+    one_cell = closed[closed["scheme"] == "jwt-HS256"]
+    assert len(one_cell) == 3
+    other = one_cell.copy()
+    other["population"] = 200
+    other["duration_s"] = 3.0
+    summary = summarise(pd.concat([one_cell, other]))
+    assert sorted(summary["repetitions"]) == [3, 3]
+    assert set(summary["population"]) == {200, one_cell["population"].iloc[0]}

@@ -189,3 +189,17 @@ def test_split_matrix_covers_the_schemes_hops_and_faults_of_the_issue() -> None:
     assert all(c.topology == "split" and c.nodes == 2 for c in cells)
     assert {c.settings.fault for c in cells} == {"", "key-rotation", "kid-flood"}
     assert load_matrix("split").cells[0] in load_matrix("full").cells
+
+
+@pytest.mark.parametrize(
+    "condition", ["population = 200", "duration_s = 3.0", "generator_processes = 2"]
+)
+def test_cells_that_differ_only_in_a_condition_get_their_own_ids(
+    tmp_path: Path, condition: str
+) -> None:
+    """Two groups of the same readable cell but another window, population or generator."""
+    text = GOOD_GROUP + GOOD_GROUP.replace("[[cells]]", f"[[cells]]\n{condition}")
+    matrix = load_matrix(str(write(tmp_path, text)))
+    ids = [cell.cell_id(1) for cell in matrix.cells]
+    assert len(matrix.cells) == 4
+    assert len(set(ids)) == 4, ids
