@@ -18,6 +18,7 @@ from analysis.cost import cheapest, sizing_table, sizings, unmet_windows
 from analysis.decision import HEADERS, decision_rows
 from analysis.microservices import microservices_section
 from analysis.resilience import Section, resilience_section
+from analysis.stats import MIN_TAIL_REQUESTS
 from analysis.tidy import RunData
 from analysis.ttl_chart import ttl_chart
 from analysis.workload import Workload, load_workload
@@ -190,14 +191,19 @@ def methodology(run: RunData) -> list[tuple[str, str]]:
             f"up to {m.get('matrix', {}).get('repetitions')}, interleaved (A B C A B C); every "
             "interval is a measured 95% Student t interval around the mean of the repetitions, "
             "its spread never below the metric's median between-repetition spread in this run; "
-            "a cell with one repetition has no interval and decides nothing",
+            "latency percentiles are those of the repetitions' histograms merged, with a "
+            "bootstrap interval over whole repetitions, and a p99 with fewer than "
+            f"{MIN_TAIL_REQUESTS} requests above it is marked and decides nothing; open-model "
+            "requests unanswered when the generator stopped count as at least their wait by "
+            "then (censored); a cell with one repetition has no interval and decides nothing",
         ),
         ("generator ceiling", ceiling_text or "not measured"),
         (
             "load model",
             "closed (N users, no wait: latency at saturation) unless a cell says open; open "
-            "cells are timed from each request's intended start, with lateness, achieved vs "
-            "offered and unsent requests recorded; Locust FastHttpUser",
+            "cells are timed from each request's intended start (Poisson arrivals unless a "
+            "cell says uniform), with lateness, achieved vs planned and unsent requests "
+            "recorded; Locust FastHttpUser",
         ),
         ("equal load", _equal_load_text(run)),
         ("capacity search", _search_text(run)),

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from scipy import stats as scipy_stats
 
 CONFIDENCE = 0.95
+MIN_TAIL_REQUESTS = 50  # a percentile with fewer requests above it is shown, marked, never decides
 
 
 def t_critical(degrees: int) -> float:
@@ -37,15 +38,26 @@ class Estimate:
     high: float
     n: int
     spread: float  # the standard deviation the interval was built from (floor included)
+    above: int | None = None  # a latency percentile: how many requests lie above it
 
     @property
     def has_interval(self) -> bool:
         """Whether a measured interval exists (two or more repetitions)."""
         return self.n >= 2 and not math.isnan(self.low)
 
+    @property
+    def thin_tail(self) -> bool:
+        """A percentile resting on too few requests above it to decide anything."""
+        return self.above is not None and self.above < MIN_TAIL_REQUESTS
+
+    @property
+    def decisive(self) -> bool:
+        """Whether it may decide: a measured interval, and a tail with enough requests."""
+        return self.has_interval and not self.thin_tail
+
     def overlaps(self, other: Estimate) -> bool:
-        """Whether the two could be equal: intervals share a value, or one has no interval."""
-        if not (self.has_interval and other.has_interval):
+        """Whether the two could be equal: intervals share a value, or one cannot decide."""
+        if not (self.decisive and other.decisive):
             return True
         return self.low <= other.high and other.low <= self.high
 
@@ -55,6 +67,8 @@ class Estimate:
             return "n/a"
         fmt = f"{{:.{digits}f}}"
         suffix = f" {unit}" if unit else ""
+        if self.thin_tail:
+            suffix += f" (only {self.above} requests above it: decides nothing)"
         if not self.has_interval:
             return f"{fmt.format(self.value)}{suffix} (1 repetition, no interval)"
         if self.low == self.high:

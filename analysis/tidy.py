@@ -2,7 +2,9 @@
 
 ``cells``: one row per cell and repetition (the columns of ``metrics.csv``, recomputed from the
 raw cell files). ``summary``: one row per cell across repetitions, each metric as a mean with its
-measured 95% interval, plus whether any repetition was saturated or late. ``capacity``: the rows
+measured 95% interval, plus whether any repetition was saturated or late; the latency
+percentiles instead come from the repetitions' histograms merged, with a bootstrap interval
+over repetitions (:mod:`analysis.percentiles`). ``capacity``: the rows
 of ``capacity.csv``, recomputed from the searches' probe folders. Only *usable* summary rows
 (complete, never saturated, never late) answer :meth:`RunData.get`, which is what verdicts use;
 flagged rows stay visible through :meth:`RunData.get_flagged` for display, marked.
@@ -17,10 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from hdrh.histogram import HdrHistogram
 
+from analysis.percentiles import pooled_percentiles
 from analysis.stats import Estimate, estimate, pooled_floor
 from loadtests.capacity import capacity_rows
-from loadtests.cell_metrics import metrics_rows
+from loadtests.cell_metrics import metrics_rows, percentile_histogram
+from loadtests.histograms import HistogramSet
 from loadtests.matrix import IDENTITY
 from loadtests.run_folder import SCHEMA_VERSION
 
@@ -142,8 +147,12 @@ def via_balancer(row: pd.Series) -> str:
     return " via nginx" if row.get("balancer") == "nginx" else ""
 
 
-def summarise(cells: pd.DataFrame) -> pd.DataFrame:
-    """One row per cell: each metric across repetitions as an Estimate with a measured interval."""
+def summarise(cells: pd.DataFrame, latency: dict[str, HdrHistogram] | None = None) -> pd.DataFrame:
+    """One row per cell: each metric across repetitions as an Estimate with a measured interval.
+
+    With the repetitions' latency histograms (by cell id), the percentiles are those of the
+    merged histograms, never a mean of per-repetition percentiles.
+    """
     done = cells[cells["status"] == "complete"]
     groups = list(done.groupby(CELL_KEY, sort=False, dropna=False))
     floors = {
@@ -167,6 +176,11 @@ def summarise(cells: pd.DataFrame) -> pd.DataFrame:
         for metric in SUMMARISED:
             values = pd.to_numeric(group[metric], errors="coerce").tolist()
             record[metric] = estimate(values, floors[metric])
+        histograms = [
+            latency[cell_id] for cell_id in group["cell_id"] if cell_id in (latency or {})
+        ]
+        if histograms and len(histograms) == len(group):
+            record.update(pooled_percentiles(histograms))
         records.append(record)
     return pd.DataFrame.from_records(records)
 
@@ -180,6 +194,16 @@ def _to_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     for flag in ("saturated", "late", "equal_load"):
         frame[flag] = frame[flag].fillna(False).astype(bool)
     return frame
+
+
+def latency_histograms(run_dir: Path, cells: pd.DataFrame) -> dict[str, HdrHistogram]:
+    """Each complete cell's latency histogram (what its percentiles are read from), by cell id."""
+    found = {}
+    for cell_id, scenario in zip(cells["cell_id"], cells["scenario"], strict=True):
+        path = run_dir / "cells" / cell_id / "hdr.json"
+        if path.exists():
+            found[cell_id] = percentile_histogram(HistogramSet.load(path), scenario)
+    return found
 
 
 def _first_complete_cells(run_dir: Path) -> dict[str, dict[str, Any]]:
@@ -220,11 +244,12 @@ def load_run(run_dir: Path) -> RunData:
     cells = _to_frame(rows)
     micro_path = run_dir / "micro.csv"
     micro = pd.read_csv(micro_path) if micro_path.exists() else pd.DataFrame()
+    done = cells[cells["status"] == "complete"]
     return RunData(
         run_dir,
         manifest,
         cells,
-        summarise(cells),
+        summarise(cells, latency_histograms(run_dir, done)),
         capacity,
         micro,
         _first_complete_cells(run_dir),

@@ -33,6 +33,7 @@ from loadtests.histograms import (
     LATENESS,
     STORE,
     HistogramSet,
+    mean_value,
     new_histogram,
 )
 from loadtests.matrix import CREDENTIAL_SETTINGS, IDENTITY
@@ -108,6 +109,15 @@ def merged(histograms: HistogramSet, metric: str, names: list[str]) -> HdrHistog
     return total
 
 
+def percentile_histogram(histograms: HistogramSet, scenario: str) -> HdrHistogram:
+    """What a cell's latency percentiles are read from: its scenario's answered requests, and
+    in the open model the censored ones (unanswered at the stop, at their wait by then)."""
+    names = sorted(set(histograms.names(LATENCY)) | set(histograms.names(FAILED)))
+    latency = merged(histograms, LATENCY, measured_names(scenario, names))
+    latency.add(merged(histograms, CENSORED, histograms.names(CENSORED)))
+    return latency
+
+
 def _locust_requests(stats_csv: Path) -> int | None:
     """Locust's own count of requests (failed ones included) since the window opened."""
     if not stats_csv.exists():
@@ -168,7 +178,7 @@ def _json(path: Path) -> dict[str, Any]:
 
 
 def _mean(histogram: HdrHistogram) -> float | None:
-    return round(histogram.get_mean_value(), 1) if histogram.get_total_count() else None
+    return round(mean_value(histogram), 1) if histogram.get_total_count() else None
 
 
 def _p50(histogram: HdrHistogram) -> float | None:
@@ -242,8 +252,7 @@ def cell_row(cell_dir: Path) -> dict[str, Any]:
     measured = measured_names(params["scenario"], names)
     answered = merged(histograms, LATENCY, measured)
     requests = answered.get_total_count()
-    latency = merged(histograms, LATENCY, measured)
-    latency.add(merged(histograms, CENSORED, histograms.names(CENSORED)))
+    latency = percentile_histogram(histograms, params["scenario"])
     failures = merged(histograms, FAILED, measured).get_total_count()
     journey = [name for name in names if not name.startswith("revocation delay")]
     all_requests = histograms.total(LATENCY, journey)

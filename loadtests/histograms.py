@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 from hdrh.histogram import HdrHistogram
 
 LOWEST_US = 1
@@ -30,6 +31,34 @@ KDF = "kdf_us"
 def new_histogram() -> HdrHistogram:
     """An empty histogram with the suite's range and precision."""
     return HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
+
+
+def recorded(histogram: HdrHistogram) -> tuple[np.ndarray, np.ndarray]:
+    """(value, count) of every non-empty bucket in value order, the value its highest equivalent.
+
+    What hdrh's recorded iterator yields, read from the counts array directly: the iterator
+    steps through all ~23,000 buckets in Python, which made loading a run slow.
+    """
+    counts = np.ctypeslib.as_array(histogram.counts)[: histogram.counts_len]
+    indices = np.flatnonzero(counts)
+    values = [
+        histogram.get_highest_equivalent_value(histogram.get_value_from_index(int(index)))
+        for index in indices
+    ]
+    return np.array(values, dtype=np.int64), counts[indices].astype(np.int64)
+
+
+def mean_value(histogram: HdrHistogram) -> float:
+    """The mean as hdrh computes it (each bucket at its median equivalent value), quickly."""
+    total = histogram.get_total_count()
+    if not total:
+        return 0.0
+    values, counts = recorded(histogram)
+    medians = []
+    for value in values.tolist():
+        lowest = histogram.get_lowest_equivalent_value(value)
+        medians.append(lowest + (histogram.get_highest_equivalent_value(value) + 1 - lowest) // 2)
+    return float(np.dot(np.array(medians, dtype=np.int64), counts)) / total
 
 
 class HistogramSet:
