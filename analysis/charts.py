@@ -51,7 +51,8 @@ CAPTIONS = {
     "capacity": (
         "Capacity at the SLO",
         "Highest open-model rate that held the SLO (p99 bound, error bound, achieved ≥ 95% of "
-        "offered), per server CPU core, with the bound that stopped the search.",
+        "planned), per server CPU core: the mean of the searches with its 95% interval, and the "
+        "bound that stopped them; a hatched bar is a floor set by the load generator.",
     ),
     "store_overhead": (
         "Store overhead",
@@ -244,22 +245,38 @@ def capacity_chart(run: RunData, out: Path) -> Chart | None:
     order = ordered(frame["scheme"].tolist())
     rows = [frame[frame["scheme"] == s].iloc[0] for s in order]
     figure, axis = plt.subplots(figsize=(9, 4.2))
-    axis.bar(
+    values = [float(r["capacity_rps_per_server_cpu"]) for r in rows]
+    low = [float(r.get("capacity_lo_per_server_cpu", math.nan)) for r in rows]
+    high = [float(r.get("capacity_hi_per_server_cpu", math.nan)) for r in rows]
+    errors = [
+        [0 if math.isnan(lo) else v - lo for v, lo in zip(values, low, strict=True)],
+        [0 if math.isnan(hi) else hi - v for v, hi in zip(values, high, strict=True)],
+    ]
+    bars = axis.bar(
         range(len(rows)),
-        [r["capacity_rps_per_server_cpu"] for r in rows],
+        values,
+        yerr=errors,
+        capsize=4,
         color=[colour(r["scheme"]) for r in rows],
         edgecolor="black",
         linewidth=0.4,
     )
     for index, row in enumerate(rows):
-        axis.annotate(
-            row["bound"], (index, row["capacity_rps_per_server_cpu"]), ha="center",
-            va="bottom", fontsize=7,
-        )  # fmt: skip
+        floor = row["bound"] == "generator"
+        if floor:
+            bars[index].set_hatch("//")  # the generator's limit: the server can do more
+        label = "floor (generator)" if floor else row["bound"]
+        if int(row.get("searches", 1) or 1) < 2:
+            label += ", 1 search"
+        top = values[index] if math.isnan(high[index]) else high[index]
+        axis.annotate(label, (index, top), ha="center", va="bottom", fontsize=7)
     axis.set_xticks(range(len(rows)), [r["scheme"] for r in rows], rotation=45, ha="right")
     axis.set_ylabel("requests/s per server CPU core")
     slo = rows[0]["slo_p99_ms"] if rows else 0
-    axis.set_title(f"read: capacity at p99 ≤ {slo:g} ms (label: what stopped the search)")
+    axis.set_title(
+        f"read: capacity at p99 ≤ {slo:g} ms, 95% interval over the searches "
+        "(label: what stopped them)"
+    )
     axis.grid(axis="y", alpha=0.3)
     png, svg = save_figure(figure, run, out, "capacity")
     return _chart("capacity", png, svg)

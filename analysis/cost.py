@@ -3,8 +3,9 @@
 The model, each term traceable to the run folder:
 
 - **reads**: ``reads_per_s ÷ capacity per server core at the SLO`` (capacity.csv; the interval
-  is the search's resolution: the true capacity lies between the last rate that held and the
-  next step). Without a capacity search, the server CPU per read at saturation (metrics.csv).
+  is the capacity's 95% interval over its searches; one search has none, and its row cannot
+  be called cheapest). Without a capacity search, the server CPU per read at saturation
+  (metrics.csv).
 - **logins**: ``logins_per_s × server CPU per login`` (closed-model login cells).
 - **refreshes** (JWT): ``refreshes/s × server CPU per refresh``, refreshes/s being the given rate
   or ``active_users ÷ access TTL``. Measured when the run has refresh cells (``ttl``, ``full``);
@@ -52,6 +53,8 @@ class Span:
         return self.low <= other.high and other.low <= self.high
 
     def text(self, digits: int = 2) -> str:
+        if math.isinf(self.high):
+            return f"{self.value:.{digits}f} (no interval)"
         return f"{self.value:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
 
 
@@ -112,10 +115,13 @@ def read_cores(run: RunData, scheme: str, reads_per_s: float) -> tuple[Span | No
         ]
         if not rows.empty and rows.iloc[0]["capacity_rps"] > 0:
             row = rows.iloc[0]
-            per_core = float(row["capacity_rps_per_server_cpu"])
-            step = float(row.get("resolution_rps", 0.0) or 0.0) / float(row["server_cpus"])
-            value = reads_per_s / per_core
-            return Span(value, reads_per_s / (per_core + step), value), "capacity at the SLO"
+            value = reads_per_s / float(row["capacity_rps_per_server_cpu"])
+            low = float(row.get("capacity_lo_per_server_cpu", math.nan))
+            high = float(row.get("capacity_hi_per_server_cpu", math.nan))
+            if math.isnan(low) or low <= 0:
+                # One search has no interval: the cost is unbounded, so it decides nothing.
+                return Span(value, 0.0, math.inf), "capacity at the SLO (one search)"
+            return Span(value, reads_per_s / high, reads_per_s / low), "capacity at the SLO"
     cpu = span(run.get("server_cpu_us_per_req", scheme=scheme, scenario="read", topology="single"))
     return _per_request_cores(cpu, reads_per_s), "server CPU per read at saturation"
 

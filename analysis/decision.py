@@ -8,6 +8,7 @@ where the intervals separate.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,7 +69,8 @@ def _equal_load(run: RunData, scheme: str) -> str:
     return (
         f"{shown(run, 'p50_ms', 2, '', scheme=scheme, **axes)} / "
         f"{shown(run, 'p99_ms', 2, 'ms', scheme=scheme, **axes)}; "
-        f"{shown(run, 'server_cpu_us_per_req', 0, 'µs CPU', scheme=scheme, **axes)}"
+        f"{shown(run, 'server_cpu_us_per_req', 0, 'µs CPU', scheme=scheme, **axes)} "
+        f"at {axes['rate']:g} req/s"
     )
 
 
@@ -78,9 +80,25 @@ def _saturation(run: RunData, scheme: str) -> str:
         return "not measured"
     return (
         f"{shown(run, 'rps', 0, 'req/s', **axes)}; "
-        f"{shown(run, 'server_cpu_us_per_req', 0, 'µs CPU', **axes)}; "
+        f"{shown(run, 'server_cpu_us_per_req', 0, 'µs CPU', **axes)} at saturation; "
         f"p50 {shown(run, 'p50_ms', 2, 'ms', **axes)} at saturation"
     )
+
+
+def capacity_text(row: Any, per_core: bool) -> str:
+    """A capacity with its interval over the searches; a generator-bound one is a floor."""
+    suffix = "_per_server_cpu" if per_core else ""
+    value = float(row[f"capacity_rps{suffix}"])
+    low = row.get(f"capacity_lo{suffix}", math.nan)
+    high = row.get(f"capacity_hi{suffix}", math.nan)
+    searches = int(row.get("searches", 1) or 1)
+    if row["bound"] == "generator":
+        return f"≥ {value:.0f} req/s (a floor: the load generator's limit, not the server's)"
+    if searches < 2 or low is None or low != low:
+        shown = f"{value:.0f} req/s (one search, no interval)"
+    else:
+        shown = f"{value:.0f} [{float(low):.0f}, {float(high):.0f}] req/s ({searches} searches)"
+    return f"{shown} per server core" if per_core else shown
 
 
 def _capacity(run: RunData, scheme: str) -> str:
@@ -95,7 +113,7 @@ def _capacity(run: RunData, scheme: str) -> str:
         return "not measured"
     row = rows.iloc[0]
     return (
-        f"{row['capacity_rps_per_server_cpu']:.0f} req/s per server core "
+        f"{capacity_text(row, per_core=True)} "
         f"(p99 ≤ {row['slo_p99_ms']:g} ms; stopped by {row['bound']})"
     )
 
@@ -184,7 +202,8 @@ def _verdict(run: RunData, scheme: str, rank: dict[str, str]) -> str:
     if extra is None:
         parts.append("CPU over none at equal load not measured")
     elif extra.has_interval and (extra.low > 0 or extra.high < 0):
-        parts.append(f"{extra.text(0, 'µs')} CPU/request over none at equal load")
+        rate = _equal_axes(run)["rate"]
+        parts.append(f"{extra.text(0, 'µs')} CPU/request over none at {rate:g} req/s (equal load)")
     else:
         parts.append("CPU/request not distinguishable from none at equal load")
     commands = run.get_flagged("redis_cmds_per_req", scheme=scheme, scenario="read")
@@ -216,7 +235,8 @@ def decision_rows(run: RunData) -> list[DecisionRow]:
                     _equal_load(run, scheme),
                     _saturation(run, scheme),
                     _capacity(run, scheme),
-                    f"auth step {shown(run, 'auth_compute_mean_us', 0, 'µs', **login_axes)}",
+                    f"auth step {shown(run, 'auth_compute_mean_us', 0, 'µs', **login_axes)} "
+                    "per login at saturation",
                     _store(run, scheme),
                     _revocation(run, scheme),
                     "0 B" if credential is None else f"{credential[0].value:.0f} B",

@@ -54,6 +54,15 @@ def _split_summary(run: RunData) -> pd.DataFrame:
     return rows[(rows["topology"] == "split") & (rows["fault"].fillna("") == "")]
 
 
+def operating_point(run: RunData) -> str:
+    """Where the split cost figures were measured: at saturation, or at an offered rate."""
+    summary = _split_summary(run)
+    if not summary.empty and (summary["model"] == "closed").all():
+        return "at saturation (closed model: CPU per request at that operating point)"
+    rates = sorted({f"{float(r):g}" for r in summary["rate"].dropna()})
+    return f"at {' and '.join(rates) or 'one'} req/s offered (open model)"
+
+
 def cost_table(run: RunData) -> list[list[str]]:
     """Per scheme and chain length: latency, CPU per user request, issuer and store load."""
     summary = _split_summary(run)
@@ -160,7 +169,7 @@ def cost_chart(run: RunData, out: Path) -> Chart | None:
     return Chart(
         "split-cost-vs-hops",
         "Cost per user request against the call chain",
-        "CPU of the issuer and every resource service per user request, at one offered rate, "
+        f"CPU of the issuer and every resource service per user request, {operating_point(run)}, "
         "mean and 95% interval over repetitions; dashed: introspection at the issuer.",
         png,
         svg,
@@ -177,7 +186,7 @@ def microservices_section(run: RunData, figures_dir: Path) -> Section | None:
     if costs:
         section.tables.append(
             Table(
-                "One issuer and resource services at one offered rate: each user request is "
+                f"One issuer and resource services, {operating_point(run)}: each user request is "
                 "authenticated by every service of its chain. Issuer calls per request: 0 for "
                 "local verification, one per hop for uncached introspection. Can mint tokens: "
                 "processes holding a key that signs (with HMAC every resource service does).",

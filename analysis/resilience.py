@@ -2,13 +2,15 @@
 credentials were bad, from the fault, distance and validation cells of the run.
 
 Tables are built from the tidy cell rows (``metrics.csv``), the per-kind validation table from
-each cell's raw ``tallies.json``; the charts live in :mod:`analysis.fault_charts`. A figure
-with several repetitions lists each repetition's value: fault outcomes are counts, not means.
+each cell's raw ``tallies.json``; the charts live in :mod:`analysis.fault_charts`. A fault
+figure with several repetitions is shown as its median with the range over the repetitions:
+fault outcomes are counts and moments, not means.
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,6 +58,20 @@ def _values(rows: pd.DataFrame, column: str, fmt: str) -> str:
     return " / ".join(shown) if shown else "n/a"
 
 
+def _median_range(rows: pd.DataFrame, column: str, fmt: str) -> str:
+    """Median [lowest–highest] over the repetitions (n); one value as it is; 'n/a' if none."""
+    values = sorted(float(v) for v in rows[column] if pd.notna(v) and v != "")
+    if not values:
+        return "n/a"
+    if len(values) == 1:
+        return format(values[0], fmt)
+    median = format(statistics.median(values), fmt)
+    low, high = format(values[0], fmt), format(values[-1], fmt)
+    if low == high:
+        return f"{median} (all {len(values)})"
+    return f"{median} [{low}–{high}] (n={len(values)})"
+
+
 def _fault_label(row: pd.Series) -> str:
     fault = str(row["fault"])
     if fault in ("redis-outage", "redis-stall"):
@@ -66,11 +82,13 @@ def _fault_label(row: pd.Series) -> str:
 
 
 def _recovery(rows: pd.DataFrame) -> str:
-    shown = [
-        "not within the window" if pd.isna(v) or v == "" else f"{float(v):.2f} s"
-        for v in rows["recovery_s"]
-    ]
-    return " / ".join(shown)
+    """Median and range of the recoveries seen, and how many windows ended still disturbed."""
+    missing = sum(1 for v in rows["recovery_s"] if pd.isna(v) or v == "")
+    shown = _median_range(rows, "recovery_s", ".2f")
+    text = "" if shown == "n/a" else f"{shown} s"
+    if missing:
+        text += f"{'; ' if text else ''}{missing} of {len(rows)} not within the window"
+    return text
 
 
 def fault_table(run: RunData) -> list[list[str]]:
@@ -82,17 +100,17 @@ def fault_table(run: RunData) -> list[list[str]]:
         ["scheme", "fault", "persistence"], sort=False
     ):
         first = rows.iloc[0]
-        lost = _values(rows, "sessions_lost", ".0f")
+        lost = _median_range(rows, "sessions_lost", ".0f")
         table.append(
             [
                 f"{scheme}{' (sticky)' if first['store'] == 'memory' else ''}",
                 _fault_label(first),
-                _values(rows, "ok_share_during_fault", ".1%"),
-                _values(rows, "spurious_401", ".0f"),
+                _median_range(rows, "ok_share_during_fault", ".1%"),
+                _median_range(rows, "spurious_401", ".0f"),
                 f"{lost} (of {int(first['users'])})",
-                _values(rows, "fault_failures", ".0f"),
+                _median_range(rows, "fault_failures", ".0f"),
                 _recovery(rows),
-                _values(rows, "p99_ms", ".1f") + " ms",
+                _median_range(rows, "p99_ms", ".1f") + " ms",
             ]
         )
     order = {scheme: index for index, scheme in enumerate(ordered(cells["scheme"].unique()))}
@@ -215,10 +233,12 @@ def resilience_section(run: RunData, figures_dir: Path) -> Section | None:
                 "Each fault injected into an open-model window at a fixed rate. OK during the "
                 "fault: the share of 2xx answers to requests that began while it lasted (a node "
                 "kill: in the second after it). Spurious 401: refusals of a valid credential "
-                "given while Redis was down or frozen (must be 0). Sessions lost: users refused "
-                "with 401 from the fault on, who had to log in again. Recovery: from the fault's "
-                "end to the first 100 ms after which nothing failed and p99 was within twice "
-                "its value before the fault.",
+                "given while Redis was down or frozen (must be 0). Sessions lost: distinct users "
+                "refused with 401 from the fault on, who had to log in again. Recovery: from the "
+                "fault's end to the end of the last disturbed stretch (100 ms buckets joined into "
+                "stretches of at least 100 answers; disturbed: a failed answer, or a p99 above "
+                "twice its value before the fault). Several repetitions: median [lowest–highest] "
+                "(n).",
                 FAULT_HEADERS,
                 faults,
             )

@@ -1,13 +1,20 @@
-"""Capacity at an SLO: the highest open-model rate a scheme sustains, found by stepping.
+"""Capacity at an SLO: the highest open-model rate a scheme sustains, as a distribution.
 
-The search (keycloak-benchmark's incremental mode): probe a rate; on success step up by
+One search (keycloak-benchmark's incremental mode): probe a rate; on success step up by
 ``step``; on failure go back to the last rate that held, halve the step and try again; stop
-when the step falls below the resolution (or after ``max_steps`` probes). A probe holds the SLO
-when its p99 is within the bound, its error rate within the bound, and it achieved at least
-``min_achieved`` of the rate its arrivals planned with (almost) nothing left unsent. The lowest
-failing probe says what stopped the search: ``generator`` (the load generator was busy or fell
-behind on its own CPU), ``errors`` (the server answered with errors), or ``server`` (latency or
-throughput); ``not reached`` when no probe failed, so the capacity is a lower bound.
+when the step falls below the resolution (or after ``max_steps`` probes). A failing probe is
+repeated before it counts: one stall of a freshly started server must not set the ceiling. A
+scheme is searched ``searches`` times on freshly started services, the rounds interleaved
+across schemes; the first round starts from the closed-model throughput, the later ones from a
+bracket around the first round's result at a randomly drawn offset (so results do not fall on
+one grid). The capacity is the mean of the rounds with a Student t 95% interval.
+
+A probe holds the SLO when its p99 is within the bound, its error rate within the bound, and it
+achieved at least ``min_achieved`` of the rate its arrivals planned with (almost) nothing left
+unsent. The lowest failing probe says what stopped the search: ``generator`` (the load
+generator was busy or fell behind on its own CPU), ``errors`` (the server answered with
+errors), or ``server`` (latency or throughput); ``not reached`` when no probe failed, so the
+capacity is a lower bound.
 
 Each probe is an ordinary cell folder under ``capacity/<search>/``; ``search.json`` lists the
 probes, and ``capacity.csv`` is derived from those raw files alone.
@@ -17,10 +24,14 @@ from __future__ import annotations
 
 import json
 import math
+import random
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from scipy import stats as scipy_stats
 
 from loadtests.cell_metrics import cell_row
 from loadtests.matrix import Cell, SearchSettings
@@ -33,11 +44,15 @@ NOT_REACHED = "not reached"
 # generator: its lateness may be the generator's own, so it says nothing certain of the server.
 GENERATOR_BOUND_PCT = 80.0
 COLUMNS = [
-    "scheme", "scenario", "topology", "nodes", "slo_p99_ms", "capacity_rps",
-    "capacity_rps_per_server_cpu", "bound", "steps", "server_cpus", "slo_error_rate",
-    "min_achieved", "server_cpu_us_per_req_at_capacity", "p99_ms_at_capacity", "resolution_rps",
-    "search_id",
+    "scheme", "scenario", "topology", "nodes", "slo_p99_ms", "capacity_rps", "capacity_lo",
+    "capacity_hi", "searches", "capacity_by_search", "capacity_rps_per_server_cpu",
+    "capacity_lo_per_server_cpu", "capacity_hi_per_server_cpu", "bound", "steps",
+    "server_cpus", "slo_error_rate", "min_achieved", "server_cpu_us_per_req_at_capacity",
+    "p99_ms_at_capacity", "resolution_rps", "search_id",
 ]  # fmt: skip
+REFINE_START = (0.85, 0.95)  # later rounds start at this share of the first round's capacity
+REFINE_STEP = 0.1
+REFINE_RESOLUTION = 0.04
 
 
 @dataclass(frozen=True)
@@ -74,13 +89,17 @@ def search_rates(
     """Step up, back off and halve the step on failure: (capacity, bound, probes made).
 
     Until one probe has held, a failure halves the rate itself (the start was too high), so a
-    bad guess costs one probe per halving, not a crawl up from zero.
+    bad guess costs one probe per halving, not a crawl up from zero. A failing probe is made
+    again at once and fails only when the repeat fails too (the repeat counts as a probe).
     """
     best, lowest_failure, bound = 0.0, math.inf, NOT_REACHED
     rate, probes = start, 0
     while probes < max_steps and step >= resolution:
         verdict = probe(rate)
         probes += 1
+        if not verdict.held and probes < max_steps:
+            verdict = probe(rate)
+            probes += 1
         if verdict.held:
             best = max(best, rate)
         elif rate < lowest_failure:
@@ -111,9 +130,28 @@ def search_plan(search: SearchSettings, closed_rps: float | None) -> tuple[float
     return start, step, resolution
 
 
-def search_id(cell: Cell) -> str:
-    """The search's folder name: the cell's axes without load or repetition."""
-    return f"{cell.scheme}__{cell.topology}-{cell.nodes}__{cell.scenario}__{cell.users}u"
+def refine_plan(first_capacity: float, round_number: int) -> tuple[float, float, float]:
+    """(start, step, resolution) of a later round: a bracket around the first round's result,
+    started at a random offset drawn per round (seeded by the round: reproducible)."""
+    low, high = REFINE_START
+    start = first_capacity * random.Random(round_number).uniform(low, high)
+    return start, first_capacity * REFINE_STEP, first_capacity * REFINE_RESOLUTION
+
+
+def search_id(cell: Cell, round_number: int = 1) -> str:
+    """The search's folder name: the cell's axes without load or repetition, and its round."""
+    base = f"{cell.scheme}__{cell.topology}-{cell.nodes}__{cell.scenario}__{cell.users}u"
+    return base if round_number == 1 else f"{base}__s{round_number}"
+
+
+def t_interval(values: list[float]) -> tuple[float, float]:
+    """Student t 95% interval of the mean (NaN with fewer than two values)."""
+    if len(values) < 2:
+        return math.nan, math.nan
+    mean = statistics.fmean(values)
+    half = float(scipy_stats.t.ppf(0.975, len(values) - 1)) * statistics.stdev(values)
+    half /= math.sqrt(len(values))
+    return max(0.0, mean - half), mean + half
 
 
 def probe_id(step: int, rate: float) -> str:
@@ -127,28 +165,56 @@ def write_search(folder: Path, record: dict[str, Any]) -> None:
     (folder / "search.json").write_text(json.dumps(record, indent=1) + "\n")
 
 
+def _one_search(path: Path) -> dict[str, Any] | None:
+    """One finished search from its search.json and its probes' raw files (None: unfinished)."""
+    record = json.loads(path.read_text())
+    if record.get("status") != "complete":
+        return None
+    search = SearchSettings(**record["search"])
+    verdicts = []
+    probe_rows = {}
+    for probe in record["probes"]:
+        row = cell_row(path.parent / probe)
+        probe_rows[probe] = row
+        verdicts.append((probe, judge(row, search)))
+    held = [(probe, v) for probe, v in verdicts if v.held]
+    failed = [v for _, v in verdicts if not v.held]
+    best_probe, best = max(held, key=lambda pv: pv[1].rate, default=(None, None))
+    capacity = best.rate if best else 0.0
+    lowest = min((v for v in failed if v.rate > capacity), key=lambda v: v.rate, default=None)
+    return {
+        "record": record,
+        "search": search,
+        "capacity": capacity,
+        "bound": lowest.bound if lowest else NOT_REACHED,
+        "probes": len(verdicts),
+        "at_capacity": probe_rows[best_probe] if best_probe else {},
+        "folder": path.parent.name,
+    }
+
+
 def capacity_rows(run_dir: Path) -> list[dict[str, Any]]:
-    """One row per finished search, from search.json and the probes' raw files."""
-    rows = []
+    """One row per searched cell (its rounds together), from search.json and the probes."""
+    rounds: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for path in sorted((run_dir / CAPACITY_DIR).glob("*/search.json")):
-        record = json.loads(path.read_text())
-        if record.get("status") != "complete":
+        found = _one_search(path)
+        if found is None:
             continue
-        search = SearchSettings(**record["search"])
-        verdicts = []
-        probe_rows = {}
-        for probe in record["probes"]:
-            row = cell_row(path.parent / probe)
-            probe_rows[probe] = row
-            verdicts.append((probe, judge(row, search)))
-        held = [(probe, v) for probe, v in verdicts if v.held]
-        failed = [v for _, v in verdicts if not v.held]
-        best_probe, best = max(held, key=lambda pv: pv[1].rate, default=(None, None))
-        capacity = best.rate if best else 0.0
-        lowest = min((v for v in failed if v.rate > capacity), key=lambda v: v.rate, default=None)
-        at_capacity = probe_rows[best_probe] if best_probe else {}
-        cell = record["cell"]
-        server_cpus = record["server_cpus"]
+        cell = found["record"]["cell"]
+        key = (cell["scheme"], cell["scenario"], cell["topology"], cell["nodes"], cell["users"])
+        rounds.setdefault(key, []).append(found)
+    rows = []
+    for found in rounds.values():
+        found.sort(key=lambda f: f["record"].get("round", 1))
+        first = found[0]
+        capacities = [f["capacity"] for f in found]
+        capacity = statistics.fmean(capacities)
+        low, high = t_interval(capacities)
+        # The figures at capacity come from the round closest to the mean.
+        middle = min(found, key=lambda f: abs(f["capacity"] - capacity))
+        bounds = [f["bound"] for f in found]
+        cell, search = first["record"]["cell"], first["search"]
+        server_cpus = first["record"]["server_cpus"]
         rows.append(
             {
                 "scheme": cell["scheme"],
@@ -157,16 +223,24 @@ def capacity_rows(run_dir: Path) -> list[dict[str, Any]]:
                 "nodes": cell["nodes"],
                 "slo_p99_ms": search.slo_p99_ms,
                 "capacity_rps": round(capacity, 1),
+                "capacity_lo": round(low, 1),
+                "capacity_hi": round(high, 1),
+                "searches": len(found),
+                "capacity_by_search": " ".join(f"{c:.0f}" for c in capacities),
                 "capacity_rps_per_server_cpu": round(capacity / server_cpus, 1),
-                "bound": (lowest.bound if lowest else NOT_REACHED),
-                "steps": len(verdicts),
+                "capacity_lo_per_server_cpu": round(low / server_cpus, 1),
+                "capacity_hi_per_server_cpu": round(high / server_cpus, 1),
+                "bound": max(set(bounds), key=bounds.count),
+                "steps": sum(f["probes"] for f in found),
                 "server_cpus": server_cpus,
                 "slo_error_rate": search.slo_error_rate,
                 "min_achieved": search.min_achieved,
-                "server_cpu_us_per_req_at_capacity": at_capacity.get("server_cpu_us_per_req"),
-                "p99_ms_at_capacity": at_capacity.get("p99_ms"),
-                "resolution_rps": round(record["plan"]["resolution_rps"], 1),
-                "search_id": path.parent.name,
+                "server_cpu_us_per_req_at_capacity": middle["at_capacity"].get(
+                    "server_cpu_us_per_req"
+                ),
+                "p99_ms_at_capacity": middle["at_capacity"].get("p99_ms"),
+                "resolution_rps": round(first["record"]["plan"]["resolution_rps"], 1),
+                "search_id": first["folder"],
             }
         )
     return rows

@@ -1,9 +1,12 @@
 """Running the capacity searches of a matrix: one set of services per search, one cell per probe.
 
-The search starts from the closed-model throughput of the same scheme measured earlier in the
-run, when there is one (half of it, stepping by a quarter), so it needs few probes on a fast or
-a slow day alike. ``search.json`` is rewritten after every probe, so an interrupted search keeps
-its probes' raw files; a search that did not finish is run again on ``--resume``.
+Each scheme is searched ``searches`` times, round by round (every scheme's first search, then
+every scheme's second, in a rotated order), each search on freshly started services. The first
+round starts from the closed-model throughput of the same scheme measured earlier in the run,
+when there is one, so it needs few probes on a fast or a slow day alike; later rounds start
+from a bracket around the first round's result. ``search.json`` is rewritten after every
+probe, so an interrupted search keeps its probes' raw files; a search that did not finish is
+run again on ``--resume``.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import json
 import statistics
 from dataclasses import asdict, replace
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -20,6 +24,7 @@ from loadtests.capacity import (
     Verdict,
     judge,
     probe_id,
+    refine_plan,
     search_id,
     search_plan,
     search_rates,
@@ -35,13 +40,22 @@ from loadtests.target_process import TargetFailedToStart
 FIRST_PROBE_WARMUP_S = 1.5
 
 
-def search_done(run: Run, cell: Cell) -> bool:
-    """Whether this cell's search finished (in this run or before a resume)."""
-    path = run.run_dir / CAPACITY_DIR / search_id(cell) / "search.json"
+def _record(run: Run, cell: Cell, round_number: int) -> dict[str, Any]:
+    path = run.run_dir / CAPACITY_DIR / search_id(cell, round_number) / "search.json"
     try:
-        return json.loads(path.read_text())["status"] == "complete"
-    except (OSError, ValueError, KeyError):
-        return False
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def search_done(run: Run, cell: Cell, round_number: int = 1) -> bool:
+    """Whether this round of the cell's search finished (in this run or before a resume)."""
+    return _record(run, cell, round_number).get("status") == "complete"
+
+
+def rounds(run: Run) -> int:
+    """How many searches each capacity cell gets."""
+    return run.matrix.search.searches if run.matrix.search else 1
 
 
 def closed_throughput(rows: list[dict[str, Any]], cell: Cell) -> float | None:
@@ -59,17 +73,27 @@ def closed_throughput(rows: list[dict[str, Any]], cell: Cell) -> float | None:
 
 
 def run_search(
-    run: Run, cell: Cell, closed_rps: float | None, redis_url: str | None, progress: Progress
+    run: Run,
+    cell: Cell,
+    closed_rps: float | None,
+    redis_url: str | None,
+    progress: Progress,
+    round_number: int = 1,
 ) -> dict[str, Any]:
-    """One scheme's search; returns (and writes) its search.json record."""
+    """One round of one scheme's search; returns (and writes) its search.json record."""
     search = run.matrix.search
     assert search is not None, "a capacity cell comes with its search settings"
-    folder = run.run_dir / CAPACITY_DIR / search_id(cell)
+    folder = run.run_dir / CAPACITY_DIR / search_id(cell, round_number)
     if folder.exists():
         set_aside(folder)
-    start, step, resolution = search_plan(search, closed_rps)
+    first = _record(run, cell, 1).get("capacity_rps") if round_number > 1 else None
+    if first and not (search.start_rps or search.step_rps or search.resolution_rps):
+        start, step, resolution = refine_plan(first, round_number)
+    else:
+        start, step, resolution = search_plan(search, closed_rps)
     record: dict[str, Any] = {
         "cell": cell.describe(),
+        "round": round_number,
         "search": asdict(search),
         "plan": {
             "start_rps": start,
@@ -90,10 +114,15 @@ def run_search(
                 warmup = cell.settings.warmup_s
                 if not record["probes"]:  # fresh servers: caches, pools and the interpreter
                     warmup = max(warmup, FIRST_PROBE_WARMUP_S)
-                settings = replace(cell.settings, rate=round(rate, 1), warmup_s=warmup)
+                # Long enough that the probe's p99 rests on enough requests above it.
+                duration = max(cell.settings.duration_s, search.min_requests / rate)
+                settings = replace(
+                    cell.settings, rate=round(rate, 1), warmup_s=warmup, duration_s=duration
+                )
                 probe_cell = replace(cell, settings=settings)
                 progress.phase(f"{rate:.0f} req/s")
-                row = run_cell(run, probe_cell, 1, services, progress, folder / name)
+                verified = _verified(folder, record["probes"])
+                row = run_cell(run, probe_cell, 1, services, progress, folder / name, verified)
                 record["probes"].append(name)
                 write_search(folder, record)
                 return judge(row, search)
@@ -110,19 +139,49 @@ def run_search(
     return record
 
 
+def _verified(folder: Path, probes: list[str]) -> dict[str, Any] | None:
+    """The verify gate's record of the search's first complete probe: the services are the
+    same, so later probes need not pass it again."""
+    for name in probes:
+        try:
+            meta = json.loads((folder / name / "cell.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if meta.get("status") == "complete" and "verify" in meta:
+            return dict(meta["verify"])
+    return None
+
+
 def run_searches(
     run: Run, rows: list[dict[str, Any]], redis_url: str | None, progress: Progress
 ) -> None:
-    """Every capacity search of the matrix that has not finished yet."""
-    for cell in run.matrix.capacity:
-        if search_done(run, cell):
-            continue
-        progress.begin(f"capacity {cell.scheme} {cell.topology}-{cell.nodes} {cell.scenario}")
-        record = run_search(run, cell, closed_throughput(rows, cell), redis_url, progress)
-        if record["status"] == "complete":
-            progress.end(
-                f"{record['capacity_rps']:.0f} req/s at the SLO, stopped by {record['bound']} "
-                f"({len(record['probes'])} probes)"
-            )
-        else:
-            progress.end(f"FAILED: {record.get('reason')}")
+    """Every capacity search of the matrix that has not finished yet, round by round; each
+    round starts one scheme further along, so no scheme is always first on a fresh machine."""
+    cells = list(run.matrix.capacity)
+    for round_number in range(1, rounds(run) + 1):
+        shift = (round_number - 1) % len(cells)
+        for cell in cells[shift:] + cells[:shift]:
+            if not search_done(run, cell, round_number):
+                _one_round(run, cell, rows, redis_url, progress, round_number)
+
+
+def _one_round(
+    run: Run,
+    cell: Cell,
+    rows: list[dict[str, Any]],
+    redis_url: str | None,
+    progress: Progress,
+    round_number: int,
+) -> None:
+    progress.begin(
+        f"capacity {cell.scheme} {cell.topology}-{cell.nodes} {cell.scenario} "
+        f"search {round_number}/{rounds(run)}"
+    )
+    record = run_search(run, cell, closed_throughput(rows, cell), redis_url, progress, round_number)
+    if record["status"] == "complete":
+        progress.end(
+            f"{record['capacity_rps']:.0f} req/s at the SLO, stopped by {record['bound']} "
+            f"({len(record['probes'])} probes)"
+        )
+    else:
+        progress.end(f"FAILED: {record.get('reason')}")

@@ -19,6 +19,7 @@ from loadtests.cell_metrics import cell_row
 from loadtests.console import Progress
 from loadtests.delay_proxy import DelayProxy, added_round_trip_ms
 from loadtests.faults import FaultInjector, FaultUnavailable
+from loadtests.generator_parts import WINDOW_OPEN_MARKER
 from loadtests.http_probe import service_counters
 from loadtests.locust_process import LocustFailed, LocustRun
 from loadtests.matrix import Cell, Matrix
@@ -178,8 +179,13 @@ def run_cell(
     services: GroupServices,
     progress: Progress,
     cell_dir: Path | None = None,
+    verified: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Verify, then measure one cell; write its folder; return its metrics row."""
+    """Verify, then measure one cell; write its folder; return its metrics row.
+
+    ``verified``: the gate's record from an earlier cell on these same services (a capacity
+    search's later probes), which then stands for this cell's.
+    """
     cell_id = cell.cell_id(repetition)
     cell_dir = cell_dir or run.cells_dir / cell_id
     if cell_dir.exists():
@@ -210,16 +216,7 @@ def run_cell(
                 services.issuer,
                 run.keys_dir,
             )
-        progress.phase("verify")
-        verified = _verify_nodes(services, cell)
-        if services.balancer is not None:
-            verify_target([services.balancer.url], expected_identity(cell))
-            verified.checks[THROUGH_BALANCER] = True
-        meta["verify"] = {
-            "checks": verified.checks,
-            "credential_header": verified.credential_header,
-            "credential_bytes": verified.credential_bytes,
-        }
+        meta["verify"] = verified or _verify(services, cell, progress)
         progress.phase(
             f"warm-up {cell.settings.warmup_s:g}s, measure {cell.settings.duration_s:g}s"
         )
@@ -234,7 +231,8 @@ def run_cell(
         if services.proxy is not None and services.proxy.pid is not None:
             processes["proxy"] = services.proxy.pid
         split = counters if services.issuer is not None else None
-        with Sampler(processes, services.redis_url, split) as sampler:
+        window = (cell_dir / WINDOW_OPEN_MARKER, cell.settings.duration_s)
+        with Sampler(processes, services.redis_url, split, window) as sampler:
             extra = {"AUTHBENCH_KEYS_DIR": str(run.keys_dir)}
             if services.issuer is not None:
                 extra["AUTHBENCH_ISSUER"] = services.issuer.url
@@ -268,6 +266,20 @@ def run_cell(
         meta["ended"] = utc_now()
         write_json(cell_dir / "cell.json", meta)
     return cell_row(cell_dir)
+
+
+def _verify(services: GroupServices, cell: Cell, progress: Progress) -> dict[str, Any]:
+    """The verify gate over the nodes (and the balancer): what cell.json records of it."""
+    progress.phase("verify")
+    verified = _verify_nodes(services, cell)
+    if services.balancer is not None:
+        verify_target([services.balancer.url], expected_identity(cell))
+        verified.checks[THROUGH_BALANCER] = True
+    return {
+        "checks": verified.checks,
+        "credential_header": verified.credential_header,
+        "credential_bytes": verified.credential_bytes,
+    }
 
 
 def _verify_nodes(services: GroupServices, cell: Cell) -> Any:

@@ -10,12 +10,15 @@ The timeline counts answers per 100 ms of the window (by intended start), per no
   lasted, i.e. before the runner began restoring Redis: a fault must never log users out (an
   instant fault lasts to the window's end: the node stays dead, the new key stays; for a key
   rotation these are its false rejects);
-- ``sessions_lost``: 401 answers from the fault's start to the window's end: each user refused
-  logs in again (the read scenario does), so this counts the users the fault logged out, e.g.
+- ``sessions_lost``: the distinct users answered 401 from the fault's start to the window's end
+  (each logs in again, as the read scenario does, and may be refused again: counted once), e.g.
   every session of a Redis that restarts without persistence;
-- ``recovery_s``: from the fault's end to the first 100 ms after which every bucket has no
-  failed answer (5xx, no connection) and a p99 within ``SLOWER_THAN_BEFORE`` of the p99
-  before the fault; empty when the window ended first.
+- ``recovery_s``: from the fault's end to the end of the last disturbed stretch, where the
+  100 ms buckets from the fault's start on are joined into stretches of at least
+  ``MIN_STRETCH_REQUESTS`` answers (a p99 of 40 requests is their maximum: one outlier is not
+  a disturbance) and a stretch is disturbed when an answer failed (5xx, no connection) or its
+  p99 exceeds ``SLOWER_THAN_BEFORE`` times the p99 before the fault; empty when the window
+  ended disturbed.
 
 The validation scenario's tallies (``tallies.json``: ``kind|outcome`` → count) give
 ``false_accepts`` and ``false_rejects``.
@@ -35,6 +38,7 @@ ACCEPTED_KINDS = ("valid", "held")  # the validation scenario's credentials a se
 AFTER_KILL_S = 1.0
 SLOWER_THAN_BEFORE = 2.0  # a bucket whose p99 exceeds this many times the p99 before is disturbed
 SLACK_MS = 1.0  # … plus this much, so a sub-millisecond baseline is not a hair trigger
+MIN_STRETCH_REQUESTS = 100  # recovery is judged on stretches of buckets holding this many
 COLUMNS = [
     "fault_started_s", "fault_ended_s", "ok_share_during_fault", "spurious_401",
     "sessions_lost", "recovery_s", "fault_failures", "false_accepts", "false_rejects",
@@ -70,7 +74,7 @@ def fault_figures(cell_dir: Path) -> dict[str, Any]:
     # A 401 is spurious when the server gave it while the store was down or frozen (before the
     # runner began restoring it); after that, Redis answers and a 401 is a session it lost.
     refused_until = math.inf if instant else fault.get("restoring", fault["ended"])
-    refused = [t for t in timeline.get("refused_at", []) if t >= fault["started"]]
+    refused = [(t, user) for t, user in _refusals(timeline) if t >= fault["started"]]
     answered: dict[int, int] = defaultdict(int)
     ok: dict[int, int] = defaultdict(int)
     failed: dict[int, int] = defaultdict(int)
@@ -88,11 +92,36 @@ def fault_figures(cell_dir: Path) -> dict[str, Any]:
             if during
             else None
         ),
-        "spurious_401": sum(1 for t in refused if t < refused_until),
-        "sessions_lost": len(refused),
+        "spurious_401": sum(1 for t, _ in refused if t < refused_until),
+        "sessions_lost": len({user for _, user in refused}),
         "recovery_s": _recovery_s(answered, failed, latencies, first, end, width),
         "fault_failures": sum(failed[b] for b in answered if b >= first),
     }
+
+
+def _refusals(timeline: dict[str, Any]) -> list[tuple[float, str]]:
+    """(when, which user) of every 401; timelines before users were recorded: one user each."""
+    if "refused" in timeline:
+        return [(float(t), str(user)) for t, user in timeline["refused"]]
+    return [(float(t), f"#{index}") for index, t in enumerate(timeline.get("refused_at", []))]
+
+
+def stretches(buckets: list[int], answered: dict[int, int], least: int) -> list[list[int]]:
+    """Consecutive buckets joined until each stretch holds ``least`` answers (a short last
+    stretch joins the one before it)."""
+    joined: list[list[int]] = []
+    current: list[int] = []
+    for bucket in buckets:
+        current.append(bucket)
+        if sum(answered[b] for b in current) >= least:
+            joined.append(current)
+            current = []
+    if current:
+        if joined:
+            joined[-1].extend(current)
+        else:
+            joined.append(current)
+    return joined
 
 
 def _recovery_s(
@@ -107,16 +136,17 @@ def _recovery_s(
     before = [value for bucket, values in latencies.items() if bucket < first for value in values]
     bound = SLOWER_THAN_BEFORE * p99(before) + SLACK_MS if before else math.inf
     buckets = sorted(bucket for bucket in answered if bucket >= first)
-    disturbed = [
-        bucket
-        for bucket in buckets
-        if failed[bucket] or (latencies.get(bucket) and p99(latencies[bucket]) > bound)
-    ]
+    joined = stretches(buckets, answered, MIN_STRETCH_REQUESTS)
+    disturbed = []
+    for stretch in joined:
+        values = [value for bucket in stretch for value in latencies.get(bucket, [])]
+        if any(failed[bucket] for bucket in stretch) or (values and p99(values) > bound):
+            disturbed.append(stretch)
     if not disturbed:
         return 0.0
-    if disturbed[-1] == buckets[-1]:
+    if disturbed[-1] is joined[-1]:
         return None  # still disturbed when the window ended
-    return round(max(0.0, (disturbed[-1] + 1) * width - end), 3)
+    return round(max(0.0, (disturbed[-1][-1] + 1) * width - end), 3)
 
 
 def validation_figures(cell_dir: Path) -> dict[str, Any]:

@@ -98,10 +98,10 @@ def _merge_timelines(folder: Path, window_start: float, parts: list[dict[str, An
         return
     counts: Counter[str] = Counter()
     latencies: dict[str, list[float]] = {}
-    refused_at: list[float] = []
+    refused: list[list[Any]] = []
     for timeline in timelines:
         counts.update(timeline["counts"])
-        refused_at.extend(timeline.get("refused_at", []))
+        refused.extend(timeline.get("refused", []))
         for bucket, values in timeline["ok_latency_ms"].items():
             latencies.setdefault(bucket, []).extend(values)
     rows = []
@@ -113,7 +113,7 @@ def _merge_timelines(folder: Path, window_start: float, parts: list[dict[str, An
         "bucket_s": timelines[0]["bucket_s"],
         "counts": sorted(rows),
         "ok_latency_ms": {b: sorted(v) for b, v in sorted(latencies.items(), key=_bucket)},
-        "refused_at": sorted(refused_at),
+        "refused": sorted(refused),
     }
     (folder / "timeline.json").write_text(json.dumps(merged) + "\n")
 

@@ -265,6 +265,9 @@ class SearchSettings:
     step_rps: float = 0.0
     resolution_rps: float = 0.0
     max_steps: int = 8
+    searches: int = 3
+    # A probe lasts until it holds this many requests at least: a p99 with 50 above it.
+    min_requests: int = 5000
     slo_p99_ms: float = 20.0
     slo_error_rate: float = 0.001
     min_achieved: float = 0.95
@@ -600,7 +603,7 @@ def _capacity(
     for key, default in asdict(SearchSettings()).items():
         if key in table:
             integer = isinstance(default, int)
-            minimum = 1 if key == "max_steps" else 0
+            minimum = 1 if key in ("max_steps", "searches") else 0
             updates[key] = _number(
                 source, f"capacity.{key}", table[key], minimum=minimum, integer=integer
             )

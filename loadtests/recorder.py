@@ -55,6 +55,7 @@ from loadtests.histograms import (
 from loadtests.schedule import Schedule
 
 INTENDED_START = "intended_start"
+CLIENT = "client"  # fault cells: which simulated user sent the request
 CENSORED_NAME = "no answer by the stop"
 TIMELINE_BUCKET_S = 0.1
 UNAUTHORIZED = 401
@@ -86,7 +87,7 @@ class WindowRecorder:
         self.locust_since_open = 0
         self.timeline_counts: Counter[str] = Counter()
         self.timeline_ok_ms: defaultdict[int, list[float]] = defaultdict(list)
-        self.refused_at: list[float] = []
+        self.refused: list[tuple[float, str]] = []  # (when, which user) of each 401
         self.tallies: Counter[str] = Counter()
 
     def open_window(self) -> None:
@@ -176,7 +177,8 @@ class WindowRecorder:
             self.sent_on_schedule += 1
         if self.timeline:
             answered = start_time + response_time / 1000.0
-            self._on_timeline(began, answered, url, response, latency_us, exception is None)
+            client = str(context.get(CLIENT, "")) if context else ""
+            self._on_timeline(began, answered, url, response, latency_us, exception is None, client)
         if exception is not None:
             self.histograms.record(FAILED, name, latency_us)
             return
@@ -209,14 +211,15 @@ class WindowRecorder:
         response: Any,
         latency_us: float,
         ok: bool,
+        client: str,
     ) -> None:
         assert self.window_start is not None
         bucket = int((began - self.window_start) / TIMELINE_BUCKET_S)
         node = urlsplit(url).netloc if url else ""
         status = int(getattr(response, "status_code", 0) or 0)
         self.timeline_counts[f"{bucket}|{node}|{status}"] += 1
-        if status == UNAUTHORIZED and len(self.refused_at) < MAX_REFUSALS_KEPT:
-            self.refused_at.append(round(answered, 4))  # when the server said "logged out"
+        if status == UNAUTHORIZED and len(self.refused) < MAX_REFUSALS_KEPT:
+            self.refused.append((round(answered, 4), client))  # when a user was logged out
         if ok:
             self.timeline_ok_ms[bucket].append(round(latency_us / 1000.0, 3))
 
@@ -234,7 +237,7 @@ class WindowRecorder:
                 "bucket_s": TIMELINE_BUCKET_S,
                 "counts": dict(self.timeline_counts),
                 "ok_latency_ms": {str(b): v for b, v in self.timeline_ok_ms.items()},
-                "refused_at": self.refused_at,
+                "refused": self.refused,
             }
             if self.timeline
             else None,

@@ -24,7 +24,7 @@ import redis
 
 from loadtests.calibration import calibrate
 from loadtests.capacity import capacity_rows, write_capacity
-from loadtests.capacity_search import closed_throughput, run_searches, search_done
+from loadtests.capacity_search import closed_throughput, rounds, run_searches, search_done
 from loadtests.cell_metrics import cell_row, metrics_rows, write_metrics
 from loadtests.cell_run import CpuPlan, Run, expect_results, group_services, run_cell, set_aside
 from loadtests.console import Progress, cell_outcome, summary_table
@@ -297,8 +297,11 @@ def execute(run: Run, with_micro: bool = True) -> list[dict[str, Any]]:
     groups = interleaved_groups(run.matrix)
     fixed = [group for group in groups if not group[0][0].settings.equal_load]
     equal = [group for group in groups if group[0][0].settings.equal_load]
-    searches_left = sum(1 for cell in run.matrix.capacity if not search_done(run, cell))
-    total = sum(len(group) for group in groups) + len(run.matrix.capacity)
+    searches = [
+        (cell, number) for cell in run.matrix.capacity for number in range(1, rounds(run) + 1)
+    ]
+    searches_left = sum(1 for cell, number in searches if not search_done(run, cell, number))
+    total = sum(len(group) for group in groups) + len(searches)
     progress = Progress(total, total - _pending(run, groups) - searches_left)
     redis_url = redis_url_from_env()
     try:
@@ -412,10 +415,15 @@ def print_summary(rows: list[dict[str, Any]], run: Run) -> int:
     ceilings = ", ".join(f"{k} process(es): {v:.0f} rps" for k, v in sorted(run.ceilings.items()))
     print(f"\ngenerator ceiling: {ceilings}")
     for row in capacity_rows(run.run_dir):
+        interval = (
+            f" [{row['capacity_lo']:.0f}, {row['capacity_hi']:.0f}]"
+            if row["searches"] > 1
+            else " (one search, no interval)"
+        )
         print(
-            f"capacity {row['scheme']} {row['scenario']}: {row['capacity_rps']:.0f} req/s at "
-            f"p99 ≤ {row['slo_p99_ms']:g} ms ({row['capacity_rps_per_server_cpu']:.0f} per "
-            f"server CPU; bound: {row['bound']})"
+            f"capacity {row['scheme']} {row['scenario']}: {row['capacity_rps']:.0f}{interval} "
+            f"req/s at p99 ≤ {row['slo_p99_ms']:g} ms over {row['searches']} search(es) "
+            f"({row['capacity_by_search']}; bound: {row['bound']})"
         )
     if saturated:
         print(f"{saturated} cell(s) saturated the generator: their throughput is a floor")

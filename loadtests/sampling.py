@@ -4,7 +4,11 @@ and the split topology's service counters (``GET /counters``: JWKS fetches, intr
 Cumulative counters (process CPU seconds, Redis calls per command, Redis CPU, memory, keys) are
 read every ``INTERVAL_S`` with their timestamp and kept as raw rows (``samples.csv``). A value at
 any instant, such as the measured window's start and end, is interpolated between the two
-samples around it, so the window needs no coordination with the sampler.
+samples around it, so the window needs no coordination with the sampler. Service counters are
+an HTTP request to the services being measured, so they are read only at the edges: when the
+sampler starts and stops and, given the window (the recorder's window-open marker and the
+window's length), at the instant it opens and the instant it closes: the observer never adds
+load to the window it measures.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import redis
 from loadtests.http_probe import service_counters
 
 INTERVAL_S = 0.2
+EDGE_POLL_S = 0.01  # how often the window-open marker is looked for
 FIELDS = ("t", "source", "metric", "value")
 SERVICE_COUNTERS = ("jwks_fetches", "jwks_served", "introspections_asked",
                     "introspections_answered")  # fmt: skip
@@ -59,9 +64,13 @@ class Sampler:
         processes: dict[str, int],
         redis_url: str | None,
         counter_urls: dict[str, str] | None = None,
+        window: tuple[Path, float] | None = None,
     ) -> None:
+        """``window``: the window-open marker and the window's length, for the counters."""
         self._processes = {name: psutil.Process(pid) for name, pid in processes.items()}
         self._counter_urls = dict(counter_urls or {})
+        self._window = window
+        self._edges = threading.Thread(target=self._at_edges, name="sampler-edges", daemon=True)
         self._redis = redis.Redis.from_url(redis_url, socket_timeout=2) if redis_url else None
         self.rows: list[tuple[float, str, str, float]] = []
         self._stop = threading.Event()
@@ -72,18 +81,13 @@ class Sampler:
         self._processes[name] = psutil.Process(pid)
 
     def sample(self) -> None:
-        """Take one sample of everything now."""
+        """Take one sample of the processes' CPU and of Redis now."""
         now = time.time()
         for name, process in list(self._processes.items()):
             try:
                 self.rows.append((now, name, "cpu_s", _process_cpu_s(process)))
             except psutil.Error:
                 continue
-        for name, url in self._counter_urls.items():
-            counters = service_counters(url)  # a killed node has none: its samples simply stop
-            for metric in SERVICE_COUNTERS:
-                if isinstance(counters.get(metric), int | float):
-                    self.rows.append((now, name, metric, float(counters[metric])))
         if self._redis is not None:
             try:
                 for metric, value in redis_counters(self._redis).items():
@@ -91,19 +95,48 @@ class Sampler:
             except redis.RedisError:
                 pass
 
+    def sample_counters(self) -> None:
+        """Read every service's counters now (and the processes' CPU at the same instant)."""
+        self.sample()
+        for name, url in self._counter_urls.items():
+            counters = service_counters(url)  # a killed node has none: its samples simply stop
+            now = time.time()
+            for metric in SERVICE_COUNTERS:
+                if isinstance(counters.get(metric), int | float):
+                    self.rows.append((now, name, metric, float(counters[metric])))
+
     def _run(self) -> None:
         while not self._stop.wait(INTERVAL_S):
             self.sample()
 
+    def _at_edges(self) -> None:
+        """Counters at the instant the window opens and the instant it closes."""
+        assert self._window is not None
+        marker, length = self._window
+        while not marker.exists():
+            if self._stop.wait(EDGE_POLL_S):
+                return
+        try:
+            opened = float(marker.read_text())
+        except ValueError:  # read while being written: the marker's own time is close enough
+            opened = marker.stat().st_mtime
+        self.sample_counters()
+        if not self._stop.wait(max(0.0, opened + length - time.time())):
+            self.sample_counters()
+
     def __enter__(self) -> Sampler:
-        self.sample()
+        self.sample_counters()
         self._thread.start()
+        if self._window is not None and self._counter_urls:
+            self._edges.start()
         return self
 
     def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.sample()
+        if self._edges.is_alive():
+            self._edges.join()
+        self.sample_counters()
         if self._redis is not None:
             self._redis.close()
 

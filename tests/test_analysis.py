@@ -251,3 +251,25 @@ def test_repetitions_pool_only_within_one_cell_identity() -> None:
     summary = summarise(pd.concat([one_cell, other]))
     assert sorted(summary["repetitions"]) == [3, 3]
     assert set(summary["population"]) == {200, one_cell["population"].iloc[0]}
+
+
+def test_capacity_is_the_mean_of_its_searches_with_a_t_interval(run_copy: Path) -> None:
+    """Two more searches of HS256 made from the fixture's probes: one stopping at the first."""
+    first = run_copy / "capacity" / "jwt-HS256__single-1__read__8u"
+    for number, probes in ((2, 1), (3, 2)):
+        other = Path(shutil.copytree(first, first.with_name(f"{first.name}__s{number}")))
+        record = json.loads((other / "search.json").read_text())
+        record.update(round=number, probes=record["probes"][:probes])
+        (other / "search.json").write_text(json.dumps(record))
+    row = load_run(run_copy).capacity.set_index("scheme").loc["jwt-HS256"]
+    each = [3272.0, 2454.0, 3272.0]  # the probes' offered rates that held
+    mean = statistics.fmean(each)
+    half = scipy_stats.t.ppf(0.975, 2) * statistics.stdev(each) / math.sqrt(3)
+    assert row["searches"] == 3
+    assert row["capacity_by_search"] == "3272 2454 3272"
+    assert row["capacity_rps"] == pytest.approx(mean, abs=0.1)
+    assert (row["capacity_lo"], row["capacity_hi"]) == pytest.approx(
+        (max(0.0, mean - half), mean + half), abs=0.1
+    )
+    alone = load_run(FIXTURE).capacity.set_index("scheme").loc["none"]
+    assert alone["searches"] == 1 and math.isnan(alone["capacity_lo"])

@@ -229,17 +229,50 @@ def test_validation_catches_a_server_that_does_not_check_signatures(
     assert tallies.get("valid|correct", 0) > 0
 
 
-def write_fault_cell(folder: Path, fault: dict[str, object], refused_at: list[float]) -> Path:
-    """A cell folder with only the raw files the fault figures are computed from."""
+def write_fault_cell(
+    folder: Path,
+    fault: dict[str, object],
+    refused_at: list[float],
+    users: list[str] | None = None,
+    slow: dict[int, float] | None = None,
+) -> Path:
+    """A cell folder with only the raw files the fault figures are computed from: 50 buckets of
+    100 ms with 10 answers of 1 ms each (``slow``: one answer of a bucket that much slower)."""
     folder.mkdir()
     (folder / "fault.json").write_text(json.dumps(fault))
     counts = [[b, "n", 200, 10] for b in range(50)] + [[35, "n", 401, len(refused_at)]]
-    latencies = {str(b): [1.0] * 10 for b in range(50)}
+    latencies = {str(b): [1.0] * 9 + [(slow or {}).get(b, 1.0)] for b in range(50)}
+    who = users or [f"user{index}" for index in range(len(refused_at))]
     (folder / "timeline.json").write_text(json.dumps({
         "window_start": 100.0, "bucket_s": 0.1, "counts": counts,
-        "ok_latency_ms": latencies, "refused_at": refused_at,
+        "ok_latency_ms": latencies, "refused": [list(r) for r in zip(refused_at, who, strict=True)],
     }))  # fmt: skip
     return folder
+
+
+def test_sessions_lost_counts_users_not_refusals(tmp_path: Path) -> None:
+    """A user refused, logged in again and refused again lost one session, not two."""
+    outage = write_fault_cell(
+        tmp_path / "outage",
+        {"fault": "redis-outage", "started": 101.0, "restoring": 103.0, "ended": 103.1},
+        [103.5, 103.6, 103.7],
+        users=["a", "b", "a"],
+    )
+    assert fault_figures(outage)["sessions_lost"] == 2
+
+
+def test_recovery_is_judged_on_stretches_of_a_hundred_requests_not_on_one_outlier(
+    tmp_path: Path,
+) -> None:
+    """One slow answer among 10 is a 100 ms bucket's p99 (its maximum); among 100 it is not."""
+    fault = {"fault": "redis-stall", "started": 101.0, "restoring": 102.0, "ended": 102.0}
+    outlier = write_fault_cell(tmp_path / "outlier", fault, [], slow={40: 80.0})
+    assert fault_figures(outlier)["recovery_s"] == 0.0
+    # One slow answer in each of ten buckets: a tenth of the stretch, so its p99 is slow.
+    sustained = write_fault_cell(
+        tmp_path / "sustained", fault, [], slow={b: 80.0 for b in range(20, 30)}
+    )
+    assert fault_figures(sustained)["recovery_s"] == pytest.approx(1.0)
 
 
 def test_401s_after_an_instant_fault_are_its_false_rejects_but_after_a_restart_lost_sessions(

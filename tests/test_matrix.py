@@ -35,7 +35,8 @@ def test_quick_matrix_decides_with_intervals_equal_load_capacity_and_revocation(
     assert core | {"jwt-ES384"} <= closed_read
     equal = {c.scheme for c in matrix.cells if c.settings.equal_load}
     assert core <= equal
-    assert {c.scheme for c in matrix.capacity} >= core | {"jwt-ES384"}
+    assert {c.scheme for c in matrix.capacity} >= core - {"none"}
+    assert matrix.search is not None and matrix.search.searches >= 3
     revocation = {c.scheme: c for c in matrix.cells if c.scenario == "revocation"}
     assert {"session-redis", "jwt-HS256", "jwt-ES256+deny"} <= set(revocation)
     assert revocation["jwt-HS256"].settings.access_ttl <= 5  # observed, not computed
@@ -159,7 +160,12 @@ def test_full_includes_the_faults_matrix_with_its_own_defaults() -> None:
     assert set(faults.cells) <= set(full.cells)
     assert faults.source in full.included
     outage = next(cell for cell in full.cells if cell.settings.fault == "redis-outage")
-    assert outage.settings.model == "open" and outage.settings.repetitions == 1
+    assert outage.settings.model == "open" and outage.settings.repetitions == 3
+
+
+def test_every_fault_cell_of_the_faults_matrix_repeats_three_times() -> None:
+    faults = [cell for cell in load_matrix("faults").cells if cell.settings.fault]
+    assert faults and all(cell.settings.repetitions >= 3 for cell in faults)
 
 
 def test_faults_matrix_sweeps_store_distance_and_covers_every_fault() -> None:

@@ -109,3 +109,21 @@ def test_the_report_carries_the_microservices_section(split_run: Path) -> None:
     assert "## Microservices: issuer, resource services, call chains" in report
     assert "Services trust a verified JWT without asking the issuer: supported" in report
     assert (split_run / "figures" / "timeline-key-rotation.png").exists()
+
+
+def test_service_counters_are_read_at_the_windows_edges_only(split_run: Path) -> None:
+    """GET /counters is load on the measured services: never polled inside the window."""
+    row = rows(split_run)[("jwt-ES256+introspect", "")]
+    cell = split_run / "cells" / row["cell_id"]
+    window = json.loads((cell / "window.json").read_text())
+    start, end = window["window_start"], window["window_end"]
+    with (cell / "samples.csv").open(newline="") as handle:
+        reads = sorted(
+            float(r["t"])
+            for r in csv.DictReader(handle)
+            if r["source"] == "issuer" and r["metric"] == "introspections_answered"
+        )
+    inside = [t for t in reads if start + 0.1 < t < end - 0.1]
+    assert inside == [], "counters polled inside the window"
+    assert any(abs(t - start) < 0.1 for t in reads) and any(abs(t - end) < 0.1 for t in reads)
+    assert len(reads) == 4  # the sampler's start and stop, and the window's two edges

@@ -80,8 +80,24 @@ def test_search_steps_up_backs_off_and_halves_to_the_resolution() -> None:
         return Verdict(rate, rate <= limit, None if rate <= limit else "server")
 
     capacity, bound, steps = search_rates(probe, 400.0, 200.0, 50.0, max_steps=10)
-    assert probed == [400.0, 600.0, 800.0, 700.0, 750.0]
-    assert (capacity, bound, steps) == (700.0, "server", 5)
+    # Every failure is probed twice before it counts.
+    assert probed == [400.0, 600.0, 800.0, 800.0, 700.0, 750.0, 750.0]
+    assert (capacity, bound, steps) == (700.0, "server", 7)
+
+
+def test_one_stall_on_fresh_servers_does_not_set_the_ceiling() -> None:
+    """The first probe fails once (a stall), its repeat holds: the search goes on upwards."""
+    probed: list[float] = []
+
+    def probe(rate: float) -> Verdict:
+        probed.append(rate)
+        stalled = len(probed) == 1
+        held = rate <= 730.0 and not stalled
+        return Verdict(rate, held, None if held else "server")
+
+    capacity, bound, _ = search_rates(probe, 400.0, 200.0, 50.0, max_steps=10)
+    assert probed[:3] == [400.0, 400.0, 600.0]
+    assert capacity == 700.0 and bound == "server"
 
 
 def test_search_halves_a_start_that_was_already_too_high() -> None:

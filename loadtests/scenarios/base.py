@@ -31,7 +31,7 @@ import gevent
 from locust import FastHttpUser
 from locust.exception import StopUser
 
-from loadtests.recorder import INTENDED_START, recorder
+from loadtests.recorder import CLIENT, INTENDED_START, recorder
 from loadtests.schedule import ARRIVALS, Schedule
 
 PASSWORD = os.environ.get("AUTHBENCH_PASSWORD", "bench-password")
@@ -91,13 +91,15 @@ class AuthbenchUser(FastHttpUser):
         return max(0.0, self._pending_intended - time.time())
 
     def context(self) -> dict[str, Any]:
-        """The open model's intended start, attached to the first request of each task."""
+        """The open model's intended start, attached to the first request of each task; in a
+        fault cell, which user sent every request (to count the users a fault logged out)."""
+        found = {CLIENT: self.client_key} if recorder.timeline else {}
         if self._schedule is None or self._pending_intended is None:
-            return {}
+            return found
         intended, self._pending_intended = self._pending_intended, None
         self._schedule.mark_sent()
         recorder.send_started(intended)
-        return {INTENDED_START: intended}
+        return {**found, INTENDED_START: intended}
 
     def on_start(self) -> None:
         self.nodes = node_urls(self.host)
@@ -105,6 +107,7 @@ class AuthbenchUser(FastHttpUser):
         self.sticky = bool(os.environ.get("AUTHBENCH_STICKY"))
         self.down_until: dict[int, float] = {}
         self.population = int(os.environ.get("AUTHBENCH_USERS", "1000"))
+        self.client_key = f"{os.getpid()}-{id(self):x}"  # unique over Locust processes
         self._schedule = self._open_model_schedule()
         self._pending_intended: float | None = None
         if AuthbenchUser.scheme is None:
