@@ -57,6 +57,16 @@ def shown(run: RunData, metric: str, digits: int, unit: str, **axes: Any) -> str
     return f"{estimate.text(digits, unit)} {mark}"
 
 
+def _at(figure: str, operating_point: str) -> str:
+    """A CPU figure with the load it was measured at (nothing to add to 'n/a'), before its
+    saturated or late mark."""
+    if figure == "n/a":
+        return figure
+    if figure.endswith((SATURATED_MARK, LATE_MARK)):
+        return f"{figure[:-2]} at {operating_point} {figure[-1]}"
+    return f"{figure} at {operating_point}"
+
+
 def _equal_axes(run: RunData) -> dict[str, Any]:
     return {"scenario": "read", "topology": "single", "model": "open",
             "rate": run.equal_load_rate("read")}  # fmt: skip
@@ -66,11 +76,11 @@ def _equal_load(run: RunData, scheme: str) -> str:
     axes = _equal_axes(run)
     if axes["rate"] is None:
         return "not measured"
+    cpu = shown(run, "server_cpu_us_per_req", 0, "µs CPU", scheme=scheme, **axes)
+    rate = f"{axes['rate']:g} req/s"
     return (
         f"{shown(run, 'p50_ms', 2, '', scheme=scheme, **axes)} / "
-        f"{shown(run, 'p99_ms', 2, 'ms', scheme=scheme, **axes)}; "
-        f"{shown(run, 'server_cpu_us_per_req', 0, 'µs CPU', scheme=scheme, **axes)} "
-        f"at {axes['rate']:g} req/s"
+        f"{shown(run, 'p99_ms', 2, 'ms', scheme=scheme, **axes)}; {_at(cpu, rate)}"
     )
 
 
@@ -80,25 +90,26 @@ def _saturation(run: RunData, scheme: str) -> str:
         return "not measured"
     return (
         f"{shown(run, 'rps', 0, 'req/s', **axes)}; "
-        f"{shown(run, 'server_cpu_us_per_req', 0, 'µs CPU', **axes)} at saturation; "
+        f"{_at(shown(run, 'server_cpu_us_per_req', 0, 'µs CPU', **axes), 'saturation')}; "
         f"p50 {shown(run, 'p50_ms', 2, 'ms', **axes)} at saturation"
     )
 
 
-def capacity_text(row: Any, per_core: bool) -> str:
-    """A capacity with its interval over the searches; a generator-bound one is a floor."""
+def capacity_text(row: Any, per_core: bool, detail: str = "") -> str:
+    """A capacity with its interval over the searches; a generator-bound one is a floor.
+    ``detail`` joins the parenthesis that says how many searches it rests on."""
+    more = f"; {detail}" if detail else ""
     suffix = "_per_server_cpu" if per_core else ""
     value = float(row[f"capacity_rps{suffix}"])
     low = row.get(f"capacity_lo{suffix}", math.nan)
     high = row.get(f"capacity_hi{suffix}", math.nan)
     searches = int(row.get("searches", 1) or 1)
     if row["bound"] == "generator":
-        return f"≥ {value:.0f} req/s (a floor: the load generator's limit, not the server's)"
+        return f"≥ {value:.0f} req/s (a floor: the load generator's limit, not the server's{more})"
+    unit = "req/s per server core" if per_core else "req/s"
     if searches < 2 or low is None or low != low:
-        shown = f"{value:.0f} req/s (one search, no interval)"
-    else:
-        shown = f"{value:.0f} [{float(low):.0f}, {float(high):.0f}] req/s ({searches} searches)"
-    return f"{shown} per server core" if per_core else shown
+        return f"{value:.0f} {unit} (one search, no interval{more})"
+    return f"{value:.0f} [{float(low):.0f}, {float(high):.0f}] {unit} ({searches} searches{more})"
 
 
 def _capacity(run: RunData, scheme: str) -> str:
@@ -112,10 +123,8 @@ def _capacity(run: RunData, scheme: str) -> str:
     if rows.empty:
         return "not measured"
     row = rows.iloc[0]
-    return (
-        f"{capacity_text(row, per_core=True)} "
-        f"(p99 ≤ {row['slo_p99_ms']:g} ms; stopped by {row['bound']})"
-    )
+    detail = f"p99 ≤ {row['slo_p99_ms']:g} ms; stopped by {row['bound']}"
+    return capacity_text(row, per_core=True, detail=detail)
 
 
 def _store(run: RunData, scheme: str) -> str:
@@ -235,8 +244,8 @@ def decision_rows(run: RunData) -> list[DecisionRow]:
                     _equal_load(run, scheme),
                     _saturation(run, scheme),
                     _capacity(run, scheme),
-                    f"auth step {shown(run, 'auth_compute_mean_us', 0, 'µs', **login_axes)} "
-                    "per login at saturation",
+                    "auth step "
+                    + _at(shown(run, "auth_compute_mean_us", 0, "µs", **login_axes), "saturation"),
                     _store(run, scheme),
                     _revocation(run, scheme),
                     "0 B" if credential is None else f"{credential[0].value:.0f} B",

@@ -115,7 +115,7 @@ def run_search(
                 if not record["probes"]:  # fresh servers: caches, pools and the interpreter
                     warmup = max(warmup, FIRST_PROBE_WARMUP_S)
                 # Long enough that the probe's p99 rests on enough requests above it.
-                duration = max(cell.settings.duration_s, search.min_requests / rate)
+                duration = round(max(cell.settings.duration_s, search.min_requests / rate), 1)
                 settings = replace(
                     cell.settings, rate=round(rate, 1), warmup_s=warmup, duration_s=duration
                 )
