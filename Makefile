@@ -33,7 +33,7 @@ setup: $(READY) ## create .venv and install authbench with its dependencies
 test: $(READY) ## run the test suite (real servers, real Redis)
 	$(PY) -m pytest
 
-bench: $(READY) ## run the quick matrix (about 6 min), then build its report (also after failed cells)
+bench: $(READY) ## run the quick matrix (about 9-10 min), then build its report (also after failed cells)
 	@status=0; $(PY) -m loadtests run --matrix $(MATRIX) || status=$$?; \
 	if [ $$status -eq 0 ] || [ $$status -eq 1 ]; then $(PY) -m analysis report latest || status=$$?; fi; \
 	exit $$status

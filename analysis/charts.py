@@ -20,6 +20,7 @@ from analysis.palette import colour, ordered, scheme_rank
 from analysis.stats import Estimate
 from analysis.tidy import RunData
 
+MIN_CURVE_RATES = 4  # a scheme's curve is drawn from this many distinct rates
 PERCENTILES = (("p50_ms", "p50"), ("p90_ms", "p90"), ("p99_ms", "p99"), ("p999_ms", "p99.9"))
 LATENCY_CAPTION = (
     "Exact percentiles of successful requests from the HDR histograms of the measured window, "
@@ -47,6 +48,14 @@ CAPTIONS = {
         "at equal load (the dashed line is none's: the framework). Right: the auth step as the "
         "server timed it per request (Server-Timing auth minus store waits and password hash, "
         "wall time), drawn apart because it is time, not CPU.",
+    ),
+    "cpu_vs_rate": (
+        "CPU per request against load",
+        "Server CPU per request at every rate this run served a read at: the capacity probes "
+        "(open model, rising rates), the equal-load cells and the closed model (saturation). "
+        "At a low rate each request also carries the server's fixed costs (event-loop "
+        "wake-ups, timers), which saturation spreads over many more requests: that is why CPU "
+        "at equal load is higher than at saturation, and why every CPU figure names its load.",
     ),
     "capacity": (
         "Capacity at the SLO",
@@ -282,6 +291,50 @@ def capacity_chart(run: RunData, out: Path) -> Chart | None:
     return _chart("capacity", png, svg)
 
 
+def cpu_vs_rate_chart(run: RunData, out: Path) -> Chart | None:
+    """Server CPU per request against the rate served: the operating point each figure has."""
+    points: dict[str, list[tuple[float, float, str]]] = {}
+    probes = run.probes
+    if not probes.empty:
+        for _, row in probes[(probes["status"] == "complete") & ~probes["saturated"]].iterrows():
+            points.setdefault(row["scheme"], []).append(
+                (row["achieved_rps"], row["server_cpu_us_per_req"], "probe")
+            )
+    cells = run.complete()
+    cells = cells[(cells["scenario"] == "read") & (cells["topology"] == "single")]
+    cells = cells[(cells["fault"].fillna("") == "") & (cells["store_delay_ms"] == 0)]
+    for _, row in cells.iterrows():
+        closed = row["model"] == "closed"
+        rate = row["rps"] if closed else row["achieved_rps"]
+        kind = "saturation" if closed else "equal load" if row["equal_load"] else "probe"
+        points.setdefault(row["scheme"], []).append((rate, row["server_cpu_us_per_req"], kind))
+    shown = {
+        scheme: [p for p in found if p[0] == p[0] and p[1] == p[1]]
+        for scheme, found in points.items()
+        if len({round(p[0], -1) for p in found}) >= MIN_CURVE_RATES
+    }
+    if not shown:
+        return None
+    figure, axis = plt.subplots(figsize=(9, 4.6))
+    markers = {"probe": "o", "equal load": "D", "saturation": "s"}
+    for scheme in ordered(list(shown)):
+        found = sorted(shown[scheme])
+        axis.plot([p[0] for p in found], [p[1] for p in found], color=colour(scheme), alpha=0.4)
+        for kind, marker in markers.items():
+            mine = [p for p in found if p[2] == kind]
+            axis.scatter(
+                [p[0] for p in mine], [p[1] for p in mine], color=colour(scheme), marker=marker,
+                s=22, label=f"{scheme} ({kind})" if mine else None,
+            )  # fmt: skip
+    axis.set_xlabel("requests/s served")
+    axis.set_ylabel("server CPU per request (µs)")
+    axis.set_title("CPU per request against load: every CPU figure has an operating point")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=6, ncol=3)
+    png, svg = save_figure(figure, run, out, "cpu_vs_rate")
+    return _chart("cpu_vs_rate", png, svg)
+
+
 def store_chart(run: RunData, out: Path) -> Chart | None:
     rows = [r for r in _rows(run, "read") if r["scheme"] != "none"]
     if not rows:
@@ -452,6 +505,7 @@ def draw_all(run: RunData, out: Path) -> list[Chart]:
         open_model_chart,
         throughput_chart,
         capacity_chart,
+        cpu_vs_rate_chart,
         cpu_split_chart,
         store_chart,
         credential_chart,

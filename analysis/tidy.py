@@ -23,7 +23,7 @@ from hdrh.histogram import HdrHistogram
 
 from analysis.percentiles import pooled_percentiles
 from analysis.stats import Estimate, estimate, pooled_floor
-from loadtests.capacity import capacity_rows
+from loadtests.capacity import finished_searches, summarise_searches
 from loadtests.cell_metrics import metrics_rows, percentile_histogram
 from loadtests.histograms import HistogramSet
 from loadtests.matrix import IDENTITY
@@ -61,6 +61,7 @@ class RunData:
     summary: pd.DataFrame
     capacity: pd.DataFrame
     micro: pd.DataFrame
+    probes: pd.DataFrame  # every capacity probe's metrics row (open model, rising rates)
     first_complete_cell: dict[str, dict[str, Any]]
 
     @property
@@ -236,7 +237,9 @@ def load_run(run_dir: Path) -> RunData:
         manifest = json.loads(manifest_path.read_text())
         check_schema(manifest, run_dir)
         rows = metrics_rows(run_dir)
-        capacity = pd.DataFrame.from_records(capacity_rows(run_dir))
+        searches = finished_searches(run_dir)
+        capacity = pd.DataFrame.from_records(summarise_searches(searches))
+        probes = pd.DataFrame.from_records([row for s in searches for row in s["rows"]])
     except (OSError, ValueError, KeyError) as exc:
         raise RunFolderError(f"{run_dir}: unreadable run folder: {exc}") from None
     if not rows:
@@ -252,5 +255,6 @@ def load_run(run_dir: Path) -> RunData:
         summarise(cells, latency_histograms(run_dir, done)),
         capacity,
         micro,
+        probes,
         _first_complete_cells(run_dir),
     )

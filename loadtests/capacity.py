@@ -188,18 +188,30 @@ def _one_search(path: Path) -> dict[str, Any] | None:
         "capacity": capacity,
         "bound": lowest.bound if lowest else NOT_REACHED,
         "probes": len(verdicts),
+        "rows": [
+            {**probe_rows[probe], "search_round": record.get("round", 1), "held": v.held}
+            for probe, v in verdicts
+        ],
         "at_capacity": probe_rows[best_probe] if best_probe else {},
         "folder": path.parent.name,
     }
 
 
+def finished_searches(run_dir: Path) -> list[dict[str, Any]]:
+    """Every finished search of a run, with its probes' metrics rows (read once)."""
+    found = (_one_search(path) for path in sorted((run_dir / CAPACITY_DIR).glob("*/search.json")))
+    return [search for search in found if search is not None]
+
+
 def capacity_rows(run_dir: Path) -> list[dict[str, Any]]:
     """One row per searched cell (its rounds together), from search.json and the probes."""
+    return summarise_searches(finished_searches(run_dir))
+
+
+def summarise_searches(searches: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """capacity.csv's rows from the finished searches: their rounds together per cell."""
     rounds: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
-    for path in sorted((run_dir / CAPACITY_DIR).glob("*/search.json")):
-        found = _one_search(path)
-        if found is None:
-            continue
+    for found in searches:
         cell = found["record"]["cell"]
         key = (cell["scheme"], cell["scenario"], cell["topology"], cell["nodes"], cell["users"])
         rounds.setdefault(key, []).append(found)
