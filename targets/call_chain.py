@@ -24,6 +24,10 @@ from targets.settings import MAX_HOPS
 HOPS_HEADER = "x-authbench-hops"
 FORWARDED = ("authorization", "cookie")
 TIMEOUT_S = 10.0
+# Enough kept-alive connections for every call a loaded service has in flight: past httpx's
+# default of 20, each further call opened and closed a TCP connection, and a 3-service chain
+# at saturation cost several times its three hops.
+KEEPALIVE_CONNECTIONS = 256
 
 
 def hops_asked(request: Request) -> int:
@@ -39,7 +43,10 @@ class CallChain:
 
     def __init__(self, downstream: str | None) -> None:
         self.downstream = downstream
-        self._client = httpx.AsyncClient(timeout=TIMEOUT_S) if downstream else None
+        limits = httpx.Limits(
+            max_connections=KEEPALIVE_CONNECTIONS, max_keepalive_connections=KEEPALIVE_CONNECTIONS
+        )
+        self._client = httpx.AsyncClient(timeout=TIMEOUT_S, limits=limits) if downstream else None
 
     async def close(self) -> None:
         if self._client is not None:
