@@ -62,11 +62,12 @@ ZERO = Span(0.0, 0.0, 0.0)
 
 
 def span(estimate: Estimate | None) -> Span | None:
-    """An Estimate as a Span (a single repetition spans only its value)."""
+    """An Estimate as a Span. A single repetition has no interval: its span is unbounded, so a
+    row built on it is shown with "(no interval)" and is never named cheapest."""
     if estimate is None or math.isnan(estimate.value):
         return None
     if not estimate.has_interval:
-        return Span(estimate.value, estimate.value, estimate.value)
+        return Span(estimate.value, 0.0, math.inf)
     return Span(estimate.value, estimate.low, estimate.high)
 
 

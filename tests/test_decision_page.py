@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import shutil
 import statistics
 import subprocess
@@ -12,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from analysis.cost import cheapest, sizings, unmet_windows
+from analysis.cost import ZERO, Sizing, Span, cheapest, sizings, span, unmet_windows
 from analysis.history import write_history
 from analysis.report import write_report
+from analysis.stats import Estimate
 from analysis.tidy import load_run
 from analysis.workload import Workload, WorkloadError, load_workload
 
@@ -210,3 +212,18 @@ def test_report_with_a_workload_draws_the_tradeoff_from_the_run_alone(tmp_path: 
     page = html_path.read_text()
     assert page.index("id='workload'") < page.index("id='charts'")
     assert "Access-TTL trade-off" in page
+
+
+def test_a_one_repetition_input_is_an_unbounded_range_and_never_names_the_cheapest() -> None:
+    """A single repetition has no interval: it must not read as a certain, zero-width cost."""
+    once = span(Estimate(500.0, math.nan, math.nan, 1, math.nan))
+    assert once == Span(500.0, 0.0, math.inf)
+    assert "no interval" in once.text()
+
+    def sized(scheme: str, cores: Span) -> Sizing:
+        return Sizing(scheme, None, cores, ZERO, None, True)
+
+    measured = sized("session-redis", Span(2.0, 1.9, 2.1))
+    single = sized("jwt-HS256", Span(1.0, 0.0, math.inf))
+    best, verdict = cheapest([measured, single])
+    assert best is not None and "not distinguishable" in verdict
