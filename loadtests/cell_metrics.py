@@ -113,9 +113,42 @@ def percentile_histogram(histograms: HistogramSet, scenario: str) -> HdrHistogra
     """What a cell's latency percentiles are read from: its scenario's answered requests, and
     in the open model the censored ones (unanswered at the stop, at their wait by then)."""
     names = sorted(set(histograms.names(LATENCY)) | set(histograms.names(FAILED)))
-    latency = merged(histograms, LATENCY, measured_names(scenario, names))
-    latency.add(merged(histograms, CENSORED, histograms.names(CENSORED)))
+    return _with_censored(merged(histograms, LATENCY, measured_names(scenario, names)), histograms)
+
+
+def _with_censored(answered: HdrHistogram, histograms: HistogramSet) -> HdrHistogram:
+    latency = merged(histograms, CENSORED, histograms.names(CENSORED))
+    latency.add(answered)
     return latency
+
+
+def _latency_figures(
+    histograms: HistogramSet, measured: list[str], window_s: float
+) -> dict[str, Any]:
+    """What the histograms say of the scenario's requests: counts, percentiles (censored ones
+    included) and the server's own timing of the auth step."""
+    answered = merged(histograms, LATENCY, measured)
+    requests = answered.get_total_count()
+    failures = merged(histograms, FAILED, measured).get_total_count()
+    latency = _with_censored(answered, histograms)
+    return {
+        "requests": requests,
+        "failures": failures,
+        "error_rate": round(failures / (requests + failures), 5) if requests + failures else None,
+        "rps": round(requests / window_s, 1) if window_s > 0 else None,
+        "min_ms": round(answered.get_min_value() / 1000.0, 3) if requests else None,
+        "p50_ms": _ms(latency, 50),
+        "p90_ms": _ms(latency, 90),
+        "p99_ms": _ms(latency, 99),
+        "p999_ms": _ms(latency, 99.9),
+        "max_ms": round(latency.get_max_value() / 1000.0, 3),
+        "auth_p50_us": _p50(merged(histograms, AUTH, measured)),
+        "auth_mean_us": _mean(merged(histograms, AUTH, measured)),
+        "store_p50_us": _p50(merged(histograms, STORE, measured)),
+        "store_mean_us": _mean(merged(histograms, STORE, measured)),
+        "auth_compute_mean_us": _mean(merged(histograms, AUTH_COMPUTE, measured)),
+        "kdf_mean_us": _mean(merged(histograms, KDF, measured)),
+    }
 
 
 def _locust_requests(stats_csv: Path) -> int | None:
@@ -208,13 +241,11 @@ def _generator_cpus(meta: dict[str, Any], processes: int) -> int:
     return max(1, min(processes, available))
 
 
-def cell_row(cell_dir: Path) -> dict[str, Any]:
-    """The metrics row of one cell folder (numbers empty unless the cell completed)."""
-    meta = json.loads((cell_dir / "cell.json").read_text())
+def _described(meta: dict[str, Any]) -> dict[str, Any]:
+    """What the cell measured and how (its axes and settings), and how it ended."""
     params = meta["cell"]
-    row: dict[str, Any] = {column: None for column in COLUMNS}
-    row.update({axis: params[axis] for axis in AXES})
     open_model = params["model"] == "open"
+    row: dict[str, Any] = {axis: params[axis] for axis in AXES}
     row.update(
         model=params["model"],
         balancer=params.get("balancer", "client"),
@@ -242,6 +273,16 @@ def cell_row(cell_dir: Path) -> dict[str, Any]:
         store_delay_ms=float(params.get("store_delay_ms") or 0.0),
         hops=int(params.get("hops") or 1),
     )
+    return row
+
+
+def cell_row(cell_dir: Path) -> dict[str, Any]:
+    """The metrics row of one cell folder (numbers empty unless the cell completed)."""
+    meta = json.loads((cell_dir / "cell.json").read_text())
+    params = meta["cell"]
+    open_model = params["model"] == "open"
+    row: dict[str, Any] = {column: None for column in COLUMNS}
+    row.update(_described(meta))
     if meta["status"] != "complete":
         return row
     window = json.loads((cell_dir / "window.json").read_text())
@@ -250,10 +291,8 @@ def cell_row(cell_dir: Path) -> dict[str, Any]:
     histograms = HistogramSet.load(cell_dir / "hdr.json")
     names = sorted(set(histograms.names(LATENCY)) | set(histograms.names(FAILED)))
     measured = measured_names(params["scenario"], names)
-    answered = merged(histograms, LATENCY, measured)
-    requests = answered.get_total_count()
-    latency = percentile_histogram(histograms, params["scenario"])
-    failures = merged(histograms, FAILED, measured).get_total_count()
+    row.update(_latency_figures(histograms, measured, window_s))
+    requests = row["requests"]
     journey = [name for name in names if not name.startswith("revocation delay")]
     all_requests = histograms.total(LATENCY, journey)
     series = read_samples(cell_dir / "samples.csv")
@@ -262,17 +301,7 @@ def cell_row(cell_dir: Path) -> dict[str, Any]:
     generators = _json(cell_dir / "generators.json")
     row.update(
         window_s=round(window_s, 3),
-        requests=requests,
         all_requests=all_requests,
-        failures=failures,
-        error_rate=round(failures / (requests + failures), 5) if requests + failures else None,
-        rps=round(requests / window_s, 1) if window_s > 0 else None,
-        min_ms=round(answered.get_min_value() / 1000.0, 3) if requests else None,
-        p50_ms=_ms(latency, 50),
-        p90_ms=_ms(latency, 90),
-        p99_ms=_ms(latency, 99),
-        p999_ms=_ms(latency, 99.9),
-        max_ms=round(latency.get_max_value() / 1000.0, 3),
         server_cpu_us_per_req=round(server_cpu_s * 1e6 / all_requests, 1) if all_requests else None,
         rps_per_server_cpu_s=round(all_requests / server_cpu_s, 1) if server_cpu_s > 0 else None,
         balancer_cpu_us_per_req=(
@@ -281,12 +310,6 @@ def cell_row(cell_dir: Path) -> dict[str, Any]:
             else None
         ),
         generator_cpu_pct=round(generator_cpu_s / window_s * 100, 1) if window_s > 0 else None,
-        auth_p50_us=_p50(merged(histograms, AUTH, measured)),
-        auth_mean_us=_mean(merged(histograms, AUTH, measured)),
-        store_p50_us=_p50(merged(histograms, STORE, measured)),
-        store_mean_us=_mean(merged(histograms, STORE, measured)),
-        auth_compute_mean_us=_mean(merged(histograms, AUTH_COMPUTE, measured)),
-        kdf_mean_us=_mean(merged(histograms, KDF, measured)),
         locust_requests=generators.get("locust_since_open")
         or _locust_requests(cell_dir / "locust_stats.csv"),
         recorded_requests=generators.get("seen_since_open"),
