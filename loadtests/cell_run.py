@@ -207,29 +207,14 @@ def run_cell(
     write_json(cell_dir / "cell.json", meta)
     injector: FaultInjector | None = None
     try:
-        if cell.settings.fault and cell.settings.fault != "kid-flood":
-            injector = FaultInjector(
-                cell,
-                cell_dir,
-                services.private_redis,
-                services.nodes,
-                services.issuer,
-                run.keys_dir,
-            )
+        injector = _injector(run, cell, cell_dir, services)
         meta["verify"] = verified or _verify(services, cell, progress)
         progress.phase(
             f"warm-up {cell.settings.warmup_s:g}s, measure {cell.settings.duration_s:g}s"
         )
-        processes = {f"node{index}": node.pid for index, node in enumerate(services.nodes)}
-        counters = {f"node{index}": url for index, url in enumerate(services.node_urls)}
+        processes, counters = _watched(services)
         if services.issuer is not None:
-            processes["issuer"] = services.issuer.pid
-            counters["issuer"] = services.issuer.url
             meta["split"] = {"issuer": services.issuer.url, "can_mint": can_mint(cell)}
-        if services.balancer is not None and services.balancer.pid is not None:
-            processes["balancer"] = services.balancer.pid
-        if services.proxy is not None and services.proxy.pid is not None:
-            processes["proxy"] = services.proxy.pid
         split = counters if services.issuer is not None else None
         window = (cell_dir / WINDOW_OPEN_MARKER, cell.settings.duration_s)
         with Sampler(processes, services.redis_url, split, window) as sampler:
@@ -266,6 +251,31 @@ def run_cell(
         meta["ended"] = utc_now()
         write_json(cell_dir / "cell.json", meta)
     return cell_row(cell_dir)
+
+
+def _injector(
+    run: Run, cell: Cell, cell_dir: Path, services: GroupServices
+) -> FaultInjector | None:
+    """The cell's fault injector (a kid flood is the load itself: nothing to inject)."""
+    if not cell.settings.fault or cell.settings.fault == "kid-flood":
+        return None
+    return FaultInjector(
+        cell, cell_dir, services.private_redis, services.nodes, services.issuer, run.keys_dir
+    )
+
+
+def _watched(services: GroupServices) -> tuple[dict[str, int], dict[str, str]]:
+    """The processes whose CPU the sampler reads, and the services whose counters it reads."""
+    processes = {f"node{index}": node.pid for index, node in enumerate(services.nodes)}
+    counters = {f"node{index}": url for index, url in enumerate(services.node_urls)}
+    if services.issuer is not None:
+        processes["issuer"] = services.issuer.pid
+        counters["issuer"] = services.issuer.url
+    if services.balancer is not None and services.balancer.pid is not None:
+        processes["balancer"] = services.balancer.pid
+    if services.proxy is not None and services.proxy.pid is not None:
+        processes["proxy"] = services.proxy.pid
+    return processes, counters
 
 
 def _verify(services: GroupServices, cell: Cell, progress: Progress) -> dict[str, Any]:
