@@ -43,6 +43,11 @@ class Span:
     low: float
     high: float
 
+    @classmethod
+    def unbounded(cls, value: float) -> Span:
+        """A figure without an interval (one repetition, one search): it can never decide."""
+        return cls(value, 0.0, math.inf)
+
     def __add__(self, other: Span) -> Span:
         return Span(self.value + other.value, self.low + other.low, self.high + other.high)
 
@@ -67,7 +72,7 @@ def span(estimate: Estimate | None) -> Span | None:
     if estimate is None or math.isnan(estimate.value):
         return None
     if not estimate.has_interval:
-        return Span(estimate.value, 0.0, math.inf)
+        return Span.unbounded(estimate.value)
     return Span(estimate.value, estimate.low, estimate.high)
 
 
@@ -121,7 +126,7 @@ def read_cores(run: RunData, scheme: str, reads_per_s: float) -> tuple[Span | No
             high = float(row.get("capacity_hi_per_server_cpu", math.nan))
             if math.isnan(low) or low <= 0:
                 # One search has no interval: the cost is unbounded, so it decides nothing.
-                return Span(value, 0.0, math.inf), "capacity at the SLO (one search)"
+                return Span.unbounded(value), "capacity at the SLO (one search)"
             return Span(value, reads_per_s / high, reads_per_s / low), "capacity at the SLO"
     cpu = span(run.get("server_cpu_us_per_req", scheme=scheme, scenario="read", topology="single"))
     return _per_request_cores(cpu, reads_per_s), "server CPU per read at saturation"

@@ -21,7 +21,7 @@ from collections import Counter
 import numpy as np
 from hdrh.histogram import HdrHistogram
 
-from analysis.stats import CONFIDENCE, Estimate
+from analysis.stats import CONFIDENCE, NOT_MEASURED, Estimate
 from loadtests.histograms import recorded
 
 PERCENTILES = {"p50_ms": 50.0, "p90_ms": 90.0, "p99_ms": 99.0, "p999_ms": 99.9, "max_ms": 100.0}
@@ -89,7 +89,7 @@ def pooled_percentile(parts: list[Buckets], percentile: float) -> Estimate:
     """One percentile of the repetitions' merged histograms, with its bootstrap interval."""
     parts = [part for part in parts if part.counts.sum()]
     if not parts:
-        return Estimate(math.nan, math.nan, math.nan, 0, math.nan)
+        return NOT_MEASURED
     value_us, counted_above = value_at(*_merged(parts, [1] * len(parts)), percentile)
     # How many requests lie above is what a tail percentile rests on (p99 and beyond; the
     # maximum is the worst request itself).
