@@ -180,7 +180,8 @@ class Cell:
 
     def conditions_tag(self) -> str:
         """A short stable digest of the conditions, to tell apart cells of one readable id."""
-        conditions = {key: self.identity()[key] for key in CONDITIONS}
+        identity = self.identity()
+        conditions = {key: identity[key] for key in CONDITIONS}
         text = json.dumps(conditions, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:6]
 
