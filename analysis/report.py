@@ -192,9 +192,9 @@ def methodology(run: RunData) -> list[tuple[str, str]]:
         ("windows", _windows(run)),
         (
             "repetitions",
-            f"up to {m.get('matrix', {}).get('repetitions')}, interleaved (A B C A B C); every "
-            "interval is a measured 95% Student t interval around the mean of the repetitions, "
-            "its spread never below the metric's median between-repetition spread in this run; "
+            f"up to {m.get('matrix', {}).get('repetitions')}, interleaved, the order rotated "
+            "(A B C, B C A, C A B); every interval is a measured 95% Student t interval around "
+            "the mean of the repetitions, from their own spread (no floor); "
             "latency percentiles are those of the repetitions' histograms merged, with a "
             "bootstrap interval over whole repetitions, and a p99 with fewer than "
             f"{MIN_TAIL_REQUESTS} requests above it is marked and decides nothing; open-model "

@@ -22,7 +22,7 @@ import pandas as pd
 from hdrh.histogram import HdrHistogram
 
 from analysis.percentiles import pooled_percentiles
-from analysis.stats import Estimate, estimate, pooled_floor
+from analysis.stats import Estimate, estimate
 from loadtests.capacity import finished_searches, summarise_searches
 from loadtests.cell_metrics import metrics_rows, percentile_histogram
 from loadtests.histograms import HistogramSet
@@ -41,7 +41,8 @@ SUMMARISED = (
     "server_cpu_us_per_req", "auth_compute_mean_us", "auth_p50_us", "kdf_mean_us",
     "store_mean_us", "rps_per_server_cpu_s", "redis_cpu_us_per_req", "redis_cmds_per_req",
     "redis_bytes_per_session", "credential_bytes", "generator_cpu_pct", "error_rate",
-    "achieved_rps", "late_p99_ms", "revocation_delay_ms", "balancer_cpu_us_per_req",
+    "achieved_rps", "late_p99_ms", "revocation_delay_ms", "replay_rtt_ms",
+    "balancer_cpu_us_per_req",
     "server_cpu_overhead_us_per_req", "p50_overhead_ms", "issuer_cpu_us_per_req",
     "resource_cpu_us_per_req", "issuer_calls_per_req",
 )  # fmt: skip
@@ -156,12 +157,6 @@ def summarise(cells: pd.DataFrame, latency: dict[str, HdrHistogram] | None = Non
     """
     done = cells[cells["status"] == "complete"]
     groups = list(done.groupby(CELL_KEY, sort=False, dropna=False))
-    floors = {
-        metric: pooled_floor(
-            [pd.to_numeric(g[metric], errors="coerce").tolist() for _, g in groups]
-        )
-        for metric in SUMMARISED
-    }
     records = []
     for key, group in groups:
         record: dict[str, Any] = dict(zip(CELL_KEY, key, strict=True))
@@ -176,7 +171,7 @@ def summarise(cells: pd.DataFrame, latency: dict[str, HdrHistogram] | None = Non
         record["window_s"] = float(group["window_s"].mean())
         for metric in SUMMARISED:
             values = pd.to_numeric(group[metric], errors="coerce").tolist()
-            record[metric] = estimate(values, floors[metric])
+            record[metric] = estimate(values)
         histograms = [
             latency[cell_id] for cell_id in group["cell_id"] if cell_id in (latency or {})
         ]

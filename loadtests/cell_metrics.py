@@ -54,6 +54,7 @@ MEASURED_REQUESTS: dict[str, tuple[str, ...] | None] = {
 }
 OBSERVED_REVOCATION = "revocation delay"
 COMPUTED_REVOCATION = "revocation delay (computed)"
+REPLAY = "replay /me"
 NOT_JOURNEY = ("setup ", "check ", "replay ", "revocation delay")
 # Commands the sampler itself or the client's handshake sends: not the scheme's load.
 OBSERVER_COMMANDS = {"info", "dbsize", "client", "hello", "ping", "config"}
@@ -75,7 +76,8 @@ COLUMNS = [
     *AXES, "rps", "min_ms", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms", "requests",
     "failures", "error_rate", "offered_rps", "planned_rps", "achieved_rps", "late_p99_ms",
     "unsent", "censored", "late", "arrivals",
-    "revocation_delay_ms", "revocation_method", "access_ttl", "server_cpu_us_per_req",
+    "revocation_delay_ms", "revocation_method", "replay_rtt_ms", "access_ttl",
+    "server_cpu_us_per_req",
     "redis_cmds_per_req", "redis_cmds_by_name", "redis_cpu_us_per_req",
     "redis_bytes_per_session", "credential_bytes", "generator_cpu_pct", "generator_cpus",
     "saturated",
@@ -224,14 +226,22 @@ def _cpu_delta(series: dict[tuple[str, str], Any], source: str, start: float, en
 
 
 def _revocation(histograms: HistogramSet) -> dict[str, Any]:
-    """The observed delay (median over nodes and logouts), or the computed bound."""
+    """The observed delay (median over nodes and logouts), or the computed bound.
+
+    With it, the replay's median round trip: the delay's resolution, and the yardstick for
+    "refused at the first replay".
+    """
     observed = histograms.get(LATENCY, OBSERVED_REVOCATION)
     computed = histograms.get(LATENCY, COMPUTED_REVOCATION)
+    replay = histograms.get(LATENCY, REPLAY)
+    found: dict[str, Any] = {}
+    if replay is not None and replay.get_total_count():
+        found["replay_rtt_ms"] = _ms(replay, 50)
     if computed is not None and computed.get_total_count():
-        return {"revocation_delay_ms": _ms(computed, 50), "revocation_method": "computed"}
-    if observed is not None and observed.get_total_count():
-        return {"revocation_delay_ms": _ms(observed, 50), "revocation_method": "observed"}
-    return {}
+        found.update(revocation_delay_ms=_ms(computed, 50), revocation_method="computed")
+    elif observed is not None and observed.get_total_count():
+        found.update(revocation_delay_ms=_ms(observed, 50), revocation_method="observed")
+    return found if "revocation_method" in found else {}
 
 
 def _generator_cpus(meta: dict[str, Any], processes: int) -> int:

@@ -18,7 +18,7 @@ import itertools
 import json
 import shutil
 import tomllib
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,16 @@ SCHEME_CHOICES = (
 )  # fmt: skip
 TOP_LEVEL_KEYS = (
     "description", "defaults", "cells", "generator_ceiling_rps", "capacity", "include",
+    "margins",
 )  # fmt: skip
+# The smallest effect of interest per metric family, as a share of the reference figure (and
+# for latency at least an absolute amount): what "equivalent within ±m" means in verdicts.
+DEFAULT_MARGINS: dict[str, dict[str, float]] = {
+    "cpu": {"relative": 0.10, "absolute": 0.0},
+    "throughput": {"relative": 0.10, "absolute": 0.0},
+    "capacity": {"relative": 0.10, "absolute": 0.0},
+    "latency": {"relative": 0.10, "absolute": 0.1},  # ms
+}
 DEFAULT_USERS = 20
 AXIS_KEYS = ("schemes", "topologies", "nodes", "scenarios", "users")
 
@@ -296,6 +305,7 @@ class Matrix:
     capacity: tuple[Cell, ...] = ()
     search: SearchSettings | None = None
     included: tuple[str, ...] = ()  # the files of the included matrices
+    margins: dict[str, dict[str, float]] = field(default_factory=lambda: dict(DEFAULT_MARGINS))
 
 
 def _fail(source: str, key: str, problem: str) -> MatrixError:
@@ -540,6 +550,7 @@ def parse_matrix(data: dict[str, Any], source: str, name: str) -> Matrix:
     if ceiling is not None:
         ceiling = float(_number(source, "generator_ceiling_rps", ceiling, minimum=1, integer=False))
     repetitions = max(cell.settings.repetitions for cell in cells)
+    margins = _margins(source, data.get("margins", {}))
     return Matrix(
         name,
         source,
@@ -550,7 +561,26 @@ def parse_matrix(data: dict[str, Any], source: str, name: str) -> Matrix:
         capacity,
         search,
         tuple(included),
+        margins,
     )
+
+
+def _margins(source: str, table: Any) -> dict[str, dict[str, float]]:
+    """``[margins]``: per family a relative margin (``cpu = 0.1``), or a table with
+    ``relative`` and ``absolute`` (``latency = {relative = 0.1, absolute = 0.1}``, in ms)."""
+    if not isinstance(table, dict):
+        raise _fail(source, "margins", "must be a table")
+    _check_keys(source, "margins.", table, tuple(DEFAULT_MARGINS))
+    margins = {family: dict(margin) for family, margin in DEFAULT_MARGINS.items()}
+    for family, value in table.items():
+        given = value if isinstance(value, dict) else {"relative": value}
+        _check_keys(source, f"margins.{family}.", given, ("relative", "absolute"))
+        for part, number in given.items():
+            key = f"margins.{family}.{part}"
+            margins[family][part] = float(_number(source, key, number, minimum=0, integer=False))
+        if not 0 < margins[family]["relative"] < 1:
+            raise _fail(source, f"margins.{family}", "relative margin must lie between 0 and 1")
+    return margins
 
 
 def _distinct_ids(cells: list[Cell]) -> list[Cell]:

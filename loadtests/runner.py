@@ -1,13 +1,13 @@
 """The matrix runner: for each cell, start, verify, warm up, measure, sample, stop, write.
 
 Cells that share a scheme, topology and server settings share one set of nodes (and one private
-Redis); repetitions are interleaved (A B C A B C). The generator runs on its own CPU(s), the
-servers and Redis on the others. A run goes in phases: calibration and generator ceiling; the
-cells with a fixed load; the capacity searches; the equal-load cells, at one rate per group
-chosen below every compared scheme's capacity; the micro benchmark; calibration again. Every
-cell is written as it finishes; an interruption stops the current cell and every process the
-run started, marks the run incomplete and keeps what finished, and ``--resume`` completes it
-(failed cells included).
+Redis); repetitions are interleaved, the order rotated (A B C, B C A, C A B). The generator
+runs on its own CPU(s), the servers and Redis on the others. A run goes in phases: calibration
+and generator ceiling; the cells with a fixed load; the capacity searches; the equal-load
+cells, at one rate per group chosen below every compared scheme's capacity; the micro
+benchmark; calibration again. Every cell is written as it finishes; an interruption stops the
+current cell and every process the run started, marks the run incomplete and keeps what
+finished, and ``--resume`` completes it (failed cells included).
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ CEILING_USERS = 20
 CEILING_SETTINGS = CellSettings(warmup_s=1.0, duration_s=3.0)
 FINISHED = ("complete",)  # failed cells are tried again on --resume
 EQUAL_LOAD_SHARE = 0.5  # equal-load rate: this share of the lowest capacity in the group
+ORDER = "rotated: repetition r starts r - 1 cell groups along (the cells list is the order run)"
 
 
 class RunInterrupted(Exception):
@@ -57,7 +58,12 @@ class RunInterrupted(Exception):
 
 
 def interleaved_groups(matrix: Matrix) -> list[list[tuple[Cell, int]]]:
-    """Cells grouped by the nodes they can share, repetition by repetition (A B C A B C)."""
+    """Cells grouped by the nodes they can share, repetition by repetition, the order rotated.
+
+    Repetition r starts r - 1 groups further along (A B C, B C A, C A B): every group takes
+    every place in the order, so a drift along the run (the machine warming, a neighbour
+    starting) falls on every scheme alike instead of looking like a scheme's effect.
+    """
     groups: list[list[tuple[Cell, int]]] = []
     for repetition in range(1, matrix.repetitions + 1):
         by_nodes: dict[tuple[Any, ...], list[tuple[Cell, int]]] = {}
@@ -78,7 +84,9 @@ def interleaved_groups(matrix: Matrix) -> list[list[tuple[Cell, int]]]:
                 tuple(cell.server_args()),
             )
             by_nodes.setdefault(key, []).append((cell, repetition))
-        groups.extend(by_nodes.values())
+        ordered = list(by_nodes.values())
+        shift = (repetition - 1) % len(ordered) if ordered else 0
+        groups.extend(ordered[shift:] + ordered[:shift])
     return groups
 
 
@@ -150,6 +158,8 @@ def new_run(matrix_arg: str, results_root: Path) -> Run:
             "capacity": [cell.describe() for cell in matrix.capacity],
             "search": asdict(matrix.search) if matrix.search else None,
         },
+        "margins": matrix.margins,
+        "order": ORDER,
         "pinning": cpus.describe(),
         "redis": "REDIS_URL" if redis_url_from_env() else "private redis-server per cell group",
         "load_balancing": sorted(

@@ -118,6 +118,9 @@ def test_full_matrix_has_every_scenario_two_and_four_nodes_and_three_repetitions
         ),
         ("include = 'faults'\n" + GOOD_GROUP, "include: must be a list of matrix names"),
         ("include = ['quick']\n" + GOOD_GROUP, "include: quick has a [capacity] table"),
+        ("[margins]\ncpu = 1.5\n" + GOOD_GROUP, "margins.cpu: relative margin must lie"),
+        ("[margins]\ndisk = 0.1\n" + GOOD_GROUP, "unknown key"),
+        ("[margins]\nlatency = {relative = 0.1, absolute = 'x'}\n" + GOOD_GROUP, "not a number"),
         (
             "include = ['nowhere']\n" + GOOD_GROUP,
             "no such matrix 'nowhere' (shipped: balancer, faults",
@@ -149,6 +152,14 @@ def test_runner_refuses_a_bad_matrix_before_starting_anything(tmp_path: Path) ->
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "unknown scheme 'cookies'" in lines[0]
     assert not out.exists()
+
+
+def test_margins_override_the_defaults_per_family(tmp_path: Path) -> None:
+    text = "[margins]\ncpu = 0.05\nlatency = {relative = 0.2, absolute = 0.5}\n" + GOOD_GROUP
+    margins = load_matrix(str(write(tmp_path, text))).margins
+    assert margins["cpu"] == {"relative": 0.05, "absolute": 0.0}
+    assert margins["latency"] == {"relative": 0.2, "absolute": 0.5}
+    assert margins["throughput"] == {"relative": 0.10, "absolute": 0.0}
 
 
 def test_unknown_matrix_name_lists_the_shipped_ones() -> None:

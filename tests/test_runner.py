@@ -9,12 +9,15 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import psutil
 import pytest
 
 from loadtests.cell_metrics import COLUMNS
+from loadtests.matrix import load_matrix
+from loadtests.runner import interleaved_groups
 from loadtests.trivial_server import TrivialServer
 from loadtests.verify import LOGOUT_EVERYWHERE, Expected, VerifyFailed, verify_target
 from tests.conftest import StartTarget, run_matrix
@@ -92,6 +95,12 @@ def test_tiny_matrix_runs_end_to_end_and_leaves_a_complete_run_folder(tmp_path: 
         cell_dir = run_dir / "cells" / cell["cell_id"]
         for name in ("cell.json", "hdr.json", "window.json", "samples.csv", "locust_stats.csv"):
             assert (cell_dir / name).exists(), f"{cell['cell_id']} lacks {name}"
+    started = [
+        json.loads((run_dir / "cells" / cell["cell_id"] / "cell.json").read_text())["started"]
+        for cell in manifest["matrix"]["cells"]
+    ]
+    assert started == sorted(started)  # run in the order the manifest records
+    assert manifest["order"].startswith("rotated")
     rows = read_metrics(run_dir)
     assert [row["status"] for row in rows] == ["complete"] * 5
     by_scheme = {(row["scheme"], row["topology"]): row for row in rows}
@@ -204,3 +213,21 @@ def test_cells_whose_target_cannot_start_are_recorded_as_failed_and_the_run_exit
     assert rows[0]["status"] == "failed"
     assert "services did not start" in rows[0]["reason"]
     assert rows[0]["rps"] == ""
+
+
+def test_repetitions_rotate_the_order_of_cell_groups(tmp_path: Path) -> None:
+    """Counterbalanced: each scheme takes each place in the order once over three repetitions."""
+    matrix = load_matrix(
+        str(write_matrix(tmp_path, ["none", "session-redis", "jwt-HS256"], extra=""))
+    )
+    matrix = replace(
+        matrix,
+        cells=tuple(replace(c, settings=replace(c.settings, repetitions=3)) for c in matrix.cells),
+        repetitions=3,
+    )
+    order = [next(cell.scheme for cell, _ in group) for group in interleaved_groups(matrix)]
+    assert order == [
+        "none", "session-redis", "jwt-HS256",
+        "session-redis", "jwt-HS256", "none",
+        "jwt-HS256", "none", "session-redis",
+    ]  # fmt: skip

@@ -8,13 +8,7 @@ import statistics
 import pytest
 from scipy import stats as scipy_stats
 
-from analysis.stats import (
-    Estimate,
-    difference,
-    estimate,
-    pooled_floor,
-    repetitions_to_separate,
-)
+from analysis.stats import Estimate, difference, estimate
 from loadtests.capacity import Verdict, search_rates
 
 
@@ -27,13 +21,11 @@ def test_interval_is_student_t_around_the_mean_it_shows() -> None:
     assert found.value - found.low == pytest.approx(found.high - found.value)  # centred
 
 
-def test_three_agreeing_repetitions_still_get_the_runs_typical_spread() -> None:
-    """Bug caught: three repetitions that agree by chance would claim a tiny interval."""
-    floor = pooled_floor([[100, 110, 90], [50, 55, 45], [10, 10.5, 9.5]])
-    assert floor == pytest.approx(0.1)
-    lucky = estimate([200.0, 200.1, 199.9], floor)
-    assert lucky.spread == pytest.approx(0.1 * 200.0)
-    assert lucky.high - lucky.low > 40
+def test_three_agreeing_repetitions_keep_their_own_interval() -> None:
+    """One rule: no floor borrowed from other cells; t(2) is what makes three repetitions wide."""
+    lucky = estimate([200.0, 200.1, 199.9])
+    assert lucky.spread == pytest.approx(0.1)
+    assert lucky.high - lucky.low == pytest.approx(2 * scipy_stats.t.ppf(0.975, 2) * 0.1 / 3**0.5)
 
 
 def test_a_quantity_that_cannot_be_negative_gets_no_negative_bound() -> None:
@@ -48,21 +40,6 @@ def test_one_repetition_has_no_interval_and_never_separates() -> None:
     assert not single.has_interval and "no interval" in single.text()
     far = estimate([1000.0, 1001.0, 999.0])
     assert single.overlaps(far) and far.overlaps(single)
-
-
-def test_repetitions_to_separate_are_the_first_n_whose_intervals_part() -> None:
-    a = Estimate(100.0, 90.0, 110.0, 3, 8.0)
-    for other_value in (104.0, 116.0, 140.0):
-        other = Estimate(other_value, other_value - 10, other_value + 10, 3, 8.0)
-        n = repetitions_to_separate(a, other)
-        assert n is not None
-
-        def half(k: int) -> float:
-            return scipy_stats.t.ppf(0.975, k - 1) * 8.0 / math.sqrt(k)
-
-        assert 2 * half(n) < other_value - 100.0  # separated at n …
-        assert n == 2 or 2 * half(n - 1) >= other_value - 100.0  # … and not one sooner
-    assert repetitions_to_separate(a, a) is None
 
 
 def test_difference_combines_both_half_widths() -> None:
