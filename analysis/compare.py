@@ -1,16 +1,27 @@
-"""Two runs side by side: the same cells' figures, and only non-overlapping intervals marked.
+"""Two runs side by side: every figure of both, judged as one family, none dropped silently.
 
-A difference is called a change only when the measured 95% intervals of the two runs do not
-overlap (a cell with one repetition has no interval and never changes); everything else is
-``same within noise``. Cells are matched on every axis *and* every setting (windows, KDF cost,
-token lifetime, population, generator processes); a cell whose settings differ is refused, not
-compared. The machine's speed is part of the answer: the calibration ratio (B ÷ A of the fixed
-reference workload) heads the comparison, and differing package versions are warned about.
+Each figure is B ÷ A, judged by :mod:`analysis.verdicts` (better or worse, equivalent within
+its family's margin, undecided, or no interval), Holm-corrected over every judged figure of the
+comparison. Two runs differ by more than their own repetitions show (the machine's speed moves
+between runs), so a scheme's CPU, throughput and p50 are compared *relative to the ``none``
+baseline measured in the same run*: per repetition, the scheme's value ÷ ``none``'s (paired by
+repetition), then Welch's t on those ratios between the runs. What moved both alike (the
+machine) cancels. A figure without ``none`` beside it in both runs is compared raw and says
+so, as are tails (p99: set by stalls, not speed) and capacities (over their searches); ``none``
+itself is the reference: shown, not judged. A percentile with too few requests above it is
+shown, not judged.
+
+Cells match on every measurement axis; equal-load cells match whatever rate each run chose,
+and are judged only when the rates agree (else listed, with both rates). Cells found in one run
+only, or measured under other conditions (window, KDF cost, population, …), are listed, never
+dropped. The calibration ratio and differing package versions head the comparison.
 """
 
 from __future__ import annotations
 
 import html
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -20,73 +31,293 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from analysis.palette import scheme_rank
-from analysis.stats import Estimate
+from analysis.stats import Estimate, estimate
 from analysis.tidy import RunData
+from analysis.verdicts import (
+    HIGHER,
+    LOWER,
+    METRIC_FAMILY,
+    NO_INTERVAL,
+    LogRatio,
+    Verdict,
+    decide_family,
+    margins_from,
+    unpaired_log_ratio,
+)
 from loadtests.calibration import calibration_ratio
-from loadtests.matrix import CONDITIONS, MEASUREMENT_AXES
+from loadtests.matrix import CONDITIONS, CREDENTIAL_SETTINGS, MEASUREMENT_AXES
 
-# Two runs' cells match on what was measured; how (window, population, …) must agree too.
 MATCH_KEY = list(MEASUREMENT_AXES)
-SETTINGS = CONDITIONS
-
-METRICS = (
+REFERENCE = "none"
+# What each load model's cells are compared on: (metric, label, digits, which way is better).
+CLOSED_METRICS = (
     ("server_cpu_us_per_req", "server CPU µs/req", 0, "lower"),
     ("rps", "throughput req/s", 0, "higher"),
     ("p50_ms", "p50 ms", 2, "lower"),
     ("p99_ms", "p99 ms", 2, "lower"),
 )
-HEADERS = ["cell", *[label for _, label, _, _ in METRICS]]
+OPEN_METRICS = (
+    ("server_cpu_us_per_req", "server CPU µs/req", 0, "lower"),
+    ("p50_ms", "p50 ms", 3, "lower"),
+    ("p99_ms", "p99 ms", 2, "lower"),
+)
+HEADERS = ["cell", "figure", "A", "B", "B ÷ A", "verdict"]
+# Figures the machine's speed moves alike for every scheme: divided by none's. Tails are set by
+# stalls, not speed: dividing by none's p99 would only add none's noise, so p99 is compared raw.
+RELATIVE_TO_REFERENCE = ("server_cpu_us_per_req", "rps", "p50_ms")
+NOT_JUDGED = "not judged"
 
 
-def change(before: Estimate, after: Estimate, better: str) -> str:
-    """``better``/``worse`` when the intervals do not overlap, else ``same within noise``."""
-    if before.overlaps(after):
-        return "same within noise"
-    went_up = after.value > before.value
-    return "better" if went_up == (better == "higher") else "worse"
+@dataclass(frozen=True)
+class Figure:
+    """One figure of a cell in both runs, and how B ÷ A is estimated."""
+
+    cell: str
+    metric: str
+    label: str
+    digits: int
+    better: str
+    a: Estimate
+    b: Estimate
+    ratio: LogRatio | None
+    basis: str  # how B ÷ A is estimated: "relative to none", or "raw"
+    unjudged: str = ""  # why the figure is shown but not judged ("" when it is judged)
+
+    @property
+    def judged(self) -> bool:
+        return not self.unjudged
+
+    @property
+    def scheme(self) -> str:
+        return self.cell.split(" ")[0]
 
 
-def _settings(run: RunData) -> dict[tuple[object, ...], tuple[object, ...]]:
-    """Each measured cell's settings (from its raw cell.json), keyed like the summary rows."""
-    done = run.cells[run.cells["status"] == "complete"]
-    return {
-        _key(group.iloc[0]): tuple(
-            sorted({_plain(tuple(r)) for r in group[list(SETTINGS)].to_numpy()}, key=str)
-        )
-        for _, group in done.groupby(MATCH_KEY, sort=False, dropna=False)
-    }
+@dataclass(frozen=True)
+class Comparison:
+    """Every figure with its verdict (None: not judged), and the cells that could not match."""
+
+    figures: list[tuple[Figure, Verdict | None]]
+    unmatched: list[str]
+    family: int
 
 
-def _plain(values: tuple[object, ...]) -> tuple[object, ...]:
+def _plain(value: object) -> object:
     """NaN (a setting that does not apply) as None, so equal settings compare equal."""
-    return tuple(None if isinstance(v, float) and v != v else v for v in values)
+    return None if isinstance(value, float) and value != value else value
 
 
-def _key(row: object) -> tuple[object, ...]:
-    return _plain(tuple(row[k] for k in MATCH_KEY))  # type: ignore[index]
+def _key(row: pd.Series, columns: list[str]) -> tuple[object, ...]:
+    """A row's key on the columns; an equal-load cell's rate is whatever its run chose."""
+    return tuple(
+        "equal load" if column == "rate" and bool(row["equal_load"]) else _plain(row[column])
+        for column in columns
+    )
 
 
-def matched(before: RunData, after: RunData) -> tuple[pd.DataFrame, list[str]]:
-    """Cells measured in both runs with the same settings, and why others were refused."""
-    merged = before.summary.merge(after.summary, on=MATCH_KEY, suffixes=("_a", "_b"))
-    settings_a, settings_b = _settings(before), _settings(after)
-    keep, refused = [], []
-    for index, row in merged.iterrows():
-        key = _key(row)
-        a, b = settings_a.get(key), settings_b.get(key)
-        if a != b:
+REFERENCE_KEY = [c for c in MATCH_KEY if c != "scheme" and c not in CREDENTIAL_SETTINGS]
+
+
+def _label(row: pd.Series) -> str:
+    load = f"open {row['rate']:g} req/s" if row["model"] == "open" else "closed"
+    return f"{row['scheme']} {row['scenario']} {row['topology']}-{row['nodes']} {load}"
+
+
+def _repetitions(run: RunData, metric: str) -> dict[tuple[object, ...], dict[int, float]]:
+    """Each usable cell's value per repetition, keyed like the summary rows."""
+    usable = run.cells[(run.cells["status"] == "complete") & ~run.cells["saturated"]]
+    usable = usable[~usable["late"]]
+    found: dict[tuple[object, ...], dict[int, float]] = {}
+    for _, row in usable.iterrows():
+        value = row[metric]
+        if value == value and value is not None:
+            found.setdefault(_key(row, MATCH_KEY), {})[int(row["repetition"])] = float(value)
+    return found
+
+
+def _conditions(run: RunData) -> dict[tuple[object, ...], set[tuple[object, ...]]]:
+    done = run.cells[run.cells["status"] == "complete"]
+    found: dict[tuple[object, ...], set[tuple[object, ...]]] = {}
+    for _, row in done.iterrows():
+        found.setdefault(_key(row, MATCH_KEY), set()).add(tuple(_plain(row[c]) for c in CONDITIONS))
+    return found
+
+
+def _to_reference(
+    values: dict[int, float], reference: dict[int, float] | None
+) -> list[float] | None:
+    """Per repetition, the value ÷ the reference's of the same repetition (None: no pairs)."""
+    if not reference:
+        return None
+    ratios = [values[r] / reference[r] for r in sorted(values.keys() & reference.keys())]
+    ratios = [r for r in ratios if r > 0 and math.isfinite(r)]
+    return ratios if len(ratios) >= 2 else None
+
+
+class _Side:
+    """One run's figures, indexed for matching."""
+
+    def __init__(self, run: RunData) -> None:
+        self.run = run
+        self.rows = {_key(row, MATCH_KEY): row for _, row in run.summary.iterrows()}
+        self.conditions = _conditions(run)
+        self.cache: dict[str, dict[tuple[object, ...], dict[int, float]]] = {}
+
+    def values(self, metric: str, key: tuple[object, ...]) -> dict[int, float]:
+        if metric not in self.cache:
+            self.cache[metric] = _repetitions(self.run, metric)
+        return self.cache[metric].get(key, {})
+
+    def reference_key(self, row: pd.Series) -> tuple[object, ...] | None:
+        wanted = _key(row, REFERENCE_KEY)
+        for key, other in self.rows.items():
+            if other["scheme"] == REFERENCE and _key(other, REFERENCE_KEY) == wanted:
+                return key
+        return None
+
+
+def _figure(
+    a_side: _Side, b_side: _Side, key: tuple[object, ...], metric: tuple[str, str, int, str]
+) -> Figure:
+    name, label, digits, better = metric
+    row_a, row_b = a_side.rows[key], b_side.rows[key]
+    a, b = row_a[name], row_b[name]
+    values_a, values_b = a_side.values(name, key), b_side.values(name, key)
+    common = dict(cell=_label(row_b), metric=name, label=label, digits=digits, better=better)
+    if bool(row_a["equal_load"]) and row_a["rate"] != row_b["rate"]:
+        why = f"{NOT_JUDGED}: equal-load rates differ ({row_a['rate']:g} vs {row_b['rate']:g})"
+        return Figure(**common, a=a, b=b, ratio=None, basis="—", unjudged=why)
+    raw = unpaired_log_ratio(list(values_b.values()), list(values_a.values()))
+    if a.thin_tail or b.thin_tail:
+        why = f"{NOT_JUDGED}: too few requests above the percentile"
+        return Figure(**common, a=a, b=b, ratio=raw, basis="raw", unjudged=why)
+    if row_a["scheme"] == REFERENCE:
+        why = f"{NOT_JUDGED}: the reference the other schemes are divided by"
+        return Figure(**common, a=a, b=b, ratio=raw, basis="raw", unjudged=why)
+    if name not in RELATIVE_TO_REFERENCE:
+        return Figure(**common, a=a, b=b, ratio=raw, basis="raw (a tail is set by stalls)")
+    ref_a, ref_b = a_side.reference_key(row_a), b_side.reference_key(row_b)
+    per_a = _to_reference(values_a, a_side.values(name, ref_a) if ref_a else None)
+    per_b = _to_reference(values_b, b_side.values(name, ref_b) if ref_b else None)
+    if per_a and per_b:
+        ratio = unpaired_log_ratio(per_b, per_a)
+        return Figure(**common, a=a, b=b, ratio=ratio, basis=f"relative to {REFERENCE}")
+    return Figure(**common, a=a, b=b, ratio=raw, basis=f"raw (no {REFERENCE} in both runs)")
+
+
+def _capacity_figures(before: RunData, after: RunData) -> tuple[list[Figure], list[str]]:
+    columns = ["scheme", "scenario", "topology", "nodes", "slo_p99_ms"]
+
+    def indexed(run: RunData) -> dict[tuple[object, ...], pd.Series]:
+        if run.capacity.empty:
+            return {}
+        return {_key(row, columns): row for _, row in run.capacity.iterrows()}
+
+    a_rows, b_rows = indexed(before), indexed(after)
+    figures, unmatched = [], []
+    for key in sorted(a_rows.keys() | b_rows.keys(), key=str):
+        label = f"{key[0]} {key[1]} {key[2]}-{key[3]} capacity at p99 ≤ {key[4]:g} ms"
+        if key not in a_rows or key not in b_rows:
+            unmatched.append(f"{label}: searched in {'A' if key in a_rows else 'B'} only")
+            continue
+        searches_a = [float(v) for v in str(a_rows[key]["capacity_by_search"]).split()]
+        searches_b = [float(v) for v in str(b_rows[key]["capacity_by_search"]).split()]
+        figures.append(
+            Figure(
+                cell=label,
+                metric="capacity_rps",
+                label="capacity req/s",
+                digits=0,
+                better="higher",
+                a=estimate(searches_a),
+                b=estimate(searches_b),
+                ratio=unpaired_log_ratio(searches_b, searches_a),
+                basis="raw, over the searches",
+            )
+        )
+    return figures, unmatched
+
+
+def compare_runs(before: RunData, after: RunData) -> Comparison:
+    """Every figure both runs measured, judged as one family, and every cell that was not."""
+    a_side, b_side = _Side(before), _Side(after)
+    figures: list[Figure] = []
+    unmatched: list[str] = []
+    ordered = sorted(
+        a_side.rows.keys() | b_side.rows.keys(),
+        key=lambda k: (str(k[MATCH_KEY.index("scenario")]), scheme_rank(str(k[0])), str(k)),
+    )
+    for key in ordered:
+        row = b_side.rows.get(key, a_side.rows.get(key))
+        if key not in a_side.rows or key not in b_side.rows:
+            unmatched.append(
+                f"{_label(row)}: measured in {'A' if key in a_side.rows else 'B'} only"
+            )
+            continue
+        if a_side.conditions.get(key) != b_side.conditions.get(key):
             changed = [
                 name
-                for index, name in enumerate(SETTINGS)
-                if {s[index] for s in a or ()} != {s[index] for s in b or ()}
+                for index, name in enumerate(CONDITIONS)
+                if {c[index] for c in a_side.conditions.get(key, ())}
+                != {c[index] for c in b_side.conditions.get(key, ())}
             ]
-            refused.append(
-                f"{row['scheme']} {row['scenario']} {row['topology']}-{row['nodes']}: not "
-                f"compared, settings differ ({', '.join(changed) or 'unknown'})"
+            unmatched.append(
+                f"{_label(row)}: not compared, conditions differ ({', '.join(changed)})"
             )
-        else:
-            keep.append(index)
-    return merged.loc[keep], refused
+            continue
+        metrics = OPEN_METRICS if row["model"] == "open" else CLOSED_METRICS
+        for metric in metrics:
+            figure = _figure(a_side, b_side, key, metric)
+            figures.append(figure)
+            if figure.unjudged.startswith(f"{NOT_JUDGED}: equal-load"):
+                unmatched.append(f"{figure.cell}: {figure.unjudged}")
+    capacity, capacity_unmatched = _capacity_figures(before, after)
+    figures += capacity
+    unmatched += capacity_unmatched
+    margins = margins_from(after.manifest)
+    judged = [f for f in figures if f.judged]
+    verdicts = decide_family(
+        [(f.ratio, margins[METRIC_FAMILY[f.metric]].around(f.a.value)) for f in judged]
+    )
+    by_figure = dict(zip(map(id, judged), verdicts, strict=True))
+    return Comparison(
+        [(f, by_figure.get(id(f))) for f in figures], list(dict.fromkeys(unmatched)), len(judged)
+    )
+
+
+def change(figure: Figure, verdict: Verdict | None) -> str:
+    """The verdict in a figure's own words: better/worse, equivalent, undecided, no interval."""
+    if verdict is None:
+        return figure.unjudged
+    if verdict.kind in (HIGHER, LOWER):
+        went_up = verdict.kind == HIGHER
+        word = "better" if went_up == (figure.better == "higher") else "worse"
+        return f"{word}: {verdict.short()}"
+    if verdict.kind == NO_INTERVAL:
+        return "no interval (fewer than 2 repetitions in a run): decides nothing"
+    return verdict.short()
+
+
+def _ratio_text(figure: Figure) -> str:
+    if figure.ratio is None:
+        return "—"
+    low, high = figure.ratio.interval()
+    how = "paired" if figure.ratio.paired else "Welch"
+    return f"{figure.ratio.ratio:.3f} [{low:.3f}, {high:.3f}] ({figure.basis}; {how})"
+
+
+def comparison_rows(comparison: Comparison) -> list[list[str]]:
+    """One row per figure: cell, figure, A, B, B ÷ A with its basis, verdict."""
+    return [
+        [
+            figure.cell,
+            figure.label,
+            figure.a.text(figure.digits),
+            figure.b.text(figure.digits),
+            _ratio_text(figure),
+            change(figure, verdict),
+        ]
+        for figure, verdict in comparison.figures
+    ]
 
 
 def warnings(before: RunData, after: RunData) -> list[str]:
@@ -99,7 +330,7 @@ def warnings(before: RunData, after: RunData) -> list[str]:
         notes.append(
             "calibration B ÷ A (above 1: B's machine was slower): "
             + ", ".join(f"{k.removesuffix('_us')} ×{v:.2f}" for k, v in ratios.items())
-            + "; a change of that size is the machine, not the code"
+            + "; figures relative to none cancel what moved both alike"
         )
     else:
         notes.append("calibration missing in one run: absolute figures cannot be compared")
@@ -113,60 +344,50 @@ def warnings(before: RunData, after: RunData) -> list[str]:
     if cpu_a != cpu_b:
         notes.append(f"different CPUs: {cpu_a} vs {cpu_b}")
     notes.append("every run over time, calibration-normalised: `make history` → results/history/")
-    return notes + matched(before, after)[1]
+    return notes
 
 
-def comparison_rows(before: RunData, after: RunData) -> list[list[str]]:
-    """One row per cell measured in both runs: ``A → B (verdict)`` per metric."""
-    merged = matched(before, after)[0]
-    merged = merged.sort_values(
-        by=["scenario", "topology", "nodes", "scheme"],
-        key=lambda col: col.map(scheme_rank) if col.name == "scheme" else col,
+def _family_note(comparison: Comparison, after: RunData) -> str:
+    margins = margins_from(after.manifest)
+    described = ", ".join(
+        f"{family} {margin.describe('ms' if family == 'latency' else '')}".strip()
+        for family, margin in margins.items()
     )
-    rows = []
-    for _, row in merged.iterrows():
-        label = f"{row['scheme']} {row['scenario']} {row['topology']}-{row['nodes']}"
-        cells = [label]
-        for metric, _, digits, better in METRICS:
-            a, b = row[f"{metric}_a"], row[f"{metric}_b"]
-            cells.append(f"{a.text(digits)} → {b.text(digits)} ({change(a, b, better)})")
-        rows.append(cells)
-    return rows
+    return (
+        f"{comparison.family} judged figures, one Holm family; margins of equivalence: {described}"
+    )
 
 
-def _chart(rows_source: tuple[RunData, RunData], out: Path) -> Path:
-    before, after = rows_source
-    merged = matched(before, after)[0]
-    merged = merged[merged["scenario"] == "read"]
-    labels = [
-        f"{s} {t}-{n}"
-        for s, t, n in zip(merged["scheme"], merged["topology"], merged["nodes"], strict=True)
+def _chart(comparison: Comparison, before: RunData, after: RunData, out: Path) -> Path:
+    shown = [
+        (f, v)
+        for f, v in comparison.figures
+        if f.metric == "server_cpu_us_per_req" and " read " in f.cell and " closed" in f.cell
     ]
+    labels = [f.cell.removesuffix(" closed").replace(" read", "") for f, _ in shown]
     figure, axis = plt.subplots(figsize=(max(6, 0.6 * len(labels) + 2), 4.2))
-    for offset, suffix, name in ((-0.2, "_a", before.run_id), (0.2, "_b", after.run_id)):
-        estimates = merged[f"server_cpu_us_per_req{suffix}"].tolist()
+    for offset, side, name in ((-0.2, "a", before.run_id), (0.2, "b", after.run_id)):
+        estimates = [getattr(f, side) for f, _ in shown]
         axis.bar(
             [i + offset for i in range(len(labels))],
             [e.value for e in estimates],
             0.4,
-            yerr=[[e.value - e.low for e in estimates], [e.high - e.value for e in estimates]],
+            yerr=[
+                [e.value - e.low if e.has_interval else 0 for e in estimates],
+                [e.high - e.value if e.has_interval else 0 for e in estimates],
+            ],
             capsize=3,
             label=name,
         )
-    for index, (_, row) in enumerate(merged.iterrows()):
-        verdict = change(row["server_cpu_us_per_req_a"], row["server_cpu_us_per_req_b"], "lower")
-        if verdict != "same within noise":
+    for index, (f, verdict) in enumerate(shown):
+        words = change(f, verdict).split(":")[0]
+        if words in ("better", "worse"):
             axis.annotate(
-                verdict,
-                (index, row["server_cpu_us_per_req_b"].high),
-                ha="center",
-                va="bottom",
-                fontsize=7,
-                color="red",
+                words, (index, f.b.value), ha="center", va="bottom", fontsize=7, color="red"
             )
     axis.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
     axis.set_ylabel("server CPU per read request (µs)")
-    axis.set_title("read: A vs B (changes marked only where intervals do not overlap)")
+    axis.set_title("read, closed model: A vs B (better/worse marked where the verdict says so)")
     axis.legend(fontsize=8)
     figure.tight_layout()
     path = out / "comparison.png"
@@ -176,18 +397,26 @@ def _chart(rows_source: tuple[RunData, RunData], out: Path) -> Path:
     return path
 
 
+def _md(cell: str) -> str:
+    return cell.replace("|", "\\|")
+
+
 def write_comparison(before: RunData, after: RunData, out: Path) -> list[Path]:
     """comparison.md, comparison.html and the chart in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
-    rows = comparison_rows(before, after)
+    comparison = compare_runs(before, after)
+    rows = comparison_rows(comparison)
     title = f"authbench compare: {before.run_id} (A) → {after.run_id} (B)"
-    chart = _chart((before, after), out)
+    chart = _chart(comparison, before, after, out)
+    notes = [*warnings(before, after), _family_note(comparison, after)]
+    unmatched = comparison.unmatched or ["every cell was measured in both runs alike"]
     table = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
-    table += ["| " + " | ".join(row) + " |" for row in rows]
-    notes = warnings(before, after)
+    table += ["| " + " | ".join(_md(c) for c in row) + " |" for row in rows]
     markdown = (
-        f"# {title}\n\n" + "".join(f"- {note}\n" for note in notes) + "\n" + "\n".join(table)
-        + f"\n\n![comparison]({chart.name})\n"
+        f"# {title}\n\n" + "".join(f"- {_md(note)}\n" for note in notes) + "\n"
+        + "\n".join(table) + "\n\n## Not compared\n\n"
+        + "".join(f"- {_md(line)}\n" for line in unmatched)
+        + f"\n![comparison]({chart.name})\n"
     )  # fmt: skip
     e = html.escape
     body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows)
@@ -195,7 +424,9 @@ def write_comparison(before: RunData, after: RunData, out: Path) -> list[Path]:
         f"<!doctype html><meta charset='utf-8'><title>{e(title)}</title><h1>{e(title)}</h1>"
         f"<ul>{''.join(f'<li>{e(note)}</li>' for note in notes)}</ul>"
         f"<table border=1 cellpadding=4><tr>{''.join(f'<th>{e(h)}</th>' for h in HEADERS)}"
-        f"</tr>{body}</table><img src='{chart.name}' alt='comparison'>"
+        f"</tr>{body}</table><h2>Not compared</h2>"
+        f"<ul>{''.join(f'<li>{e(line)}</li>' for line in unmatched)}</ul>"
+        f"<img src='{chart.name}' alt='comparison'>"
     )
     md_path, html_path = out / "comparison.md", out / "comparison.html"
     md_path.write_text(markdown)

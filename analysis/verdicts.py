@@ -204,6 +204,25 @@ class Verdict:
             return None
         return self.ratio.repetitions_to_decide(self.margin, self.family)
 
+    def short(self) -> str:
+        """The verdict in a few words, for a table whose other columns show the ratio."""
+        if self.ratio is None:
+            return "no interval: decides nothing"
+        if self.kind in (HIGHER, LOWER):
+            low, high = self.ratio.interval()
+            return (
+                f"{self.kind} by {abs(self.ratio.ratio - 1):.1%} "
+                f"[{abs(low - 1):.1%}, {abs(high - 1):.1%}], p = {self.p_different:.2g}"
+            )
+        if self.kind == EQUIVALENT:
+            return f"equivalent within ±{self.margin:.0%}, p = {self.p_equivalent:.2g}"
+        needed = self.needed
+        return (
+            f"undecided: ≈ {needed} repetitions would decide"
+            if needed
+            else f"undecided: > {MOST_REPETITIONS} repetitions needed"
+        )
+
     def text(self, aside: str = "") -> str:
         """The verdict in words, with the interval and the test that decided it (and ``aside``,
         a note on how it was estimated)."""

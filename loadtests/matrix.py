@@ -41,7 +41,7 @@ SCHEME_CHOICES = (
 )  # fmt: skip
 TOP_LEVEL_KEYS = (
     "description", "defaults", "cells", "generator_ceiling_rps", "capacity", "include",
-    "margins",
+    "margins", "equal_load_rate",
 )  # fmt: skip
 # The smallest effect of interest per metric family, as a share of the reference figure (and
 # for latency at least an absolute amount): what "equivalent within ±m" means in verdicts.
@@ -306,6 +306,7 @@ class Matrix:
     search: SearchSettings | None = None
     included: tuple[str, ...] = ()  # the files of the included matrices
     margins: dict[str, dict[str, float]] = field(default_factory=lambda: dict(DEFAULT_MARGINS))
+    equal_load_rate: float | None = None  # None: chosen from the run's capacities ("auto")
 
 
 def _fail(source: str, key: str, problem: str) -> MatrixError:
@@ -551,6 +552,9 @@ def parse_matrix(data: dict[str, Any], source: str, name: str) -> Matrix:
         ceiling = float(_number(source, "generator_ceiling_rps", ceiling, minimum=1, integer=False))
     repetitions = max(cell.settings.repetitions for cell in cells)
     margins = _margins(source, data.get("margins", {}))
+    equal_rate = data.get("equal_load_rate", "auto")
+    if equal_rate != "auto":
+        equal_rate = float(_number(source, "equal_load_rate", equal_rate, minimum=1, integer=False))
     return Matrix(
         name,
         source,
@@ -562,6 +566,7 @@ def parse_matrix(data: dict[str, Any], source: str, name: str) -> Matrix:
         search,
         tuple(included),
         margins,
+        None if equal_rate == "auto" else equal_rate,
     )
 
 

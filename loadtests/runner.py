@@ -245,11 +245,12 @@ def equal_load_key(cell: Cell) -> str:
 
 
 def _nice_floor(rate: float) -> float:
-    """Round down to two significant digits (437 → 430), so the rate reads as chosen."""
+    """Round down to 1, 2 or 5 × 10ⁿ (1,300 → 1,000; 640 → 500): the rate reads as chosen, and
+    two runs on one machine usually land on the same one, so ``compare`` can match them."""
     if rate <= 0:
         return 0.0
-    scale = 10 ** (math.floor(math.log10(rate)) - 1)
-    return math.floor(rate / scale) * scale
+    scale = 10 ** math.floor(math.log10(rate))
+    return max(step * scale for step in (1, 2, 5) if step * scale <= rate)
 
 
 def choose_equal_load(run: Run, cells: list[Cell]) -> dict[str, dict[str, Any]]:
@@ -273,12 +274,14 @@ def choose_equal_load(run: Run, cells: list[Cell]) -> dict[str, dict[str, Any]]:
             continue
         lowest = min(figures, key=lambda scheme: figures[scheme][0])
         rate, source = figures[lowest]
+        fixed = run.matrix.equal_load_rate
         chosen[key] = {
-            "rate": _nice_floor(EQUAL_LOAD_SHARE * rate),
-            "share": EQUAL_LOAD_SHARE,
+            "rate": fixed or _nice_floor(EQUAL_LOAD_SHARE * rate),
+            "share": round(fixed / rate, 3) if fixed else EQUAL_LOAD_SHARE,
             "of": source,
             "lowest_scheme": lowest,
             "lowest_rps": rate,
+            "set_by": "the matrix's equal_load_rate" if fixed else "auto",
         }
     write_json(run.run_dir / "manifest.json", run.manifest)
     return chosen

@@ -16,7 +16,7 @@ import pytest
 from scipy import stats as scipy_stats
 
 from analysis.claims import SUPPORTED, UNDECIDED, check_claims
-from analysis.compare import comparison_rows, warnings
+from analysis.compare import compare_runs, comparison_rows, warnings
 from analysis.decision import LATE_MARK, decision_rows
 from analysis.report import write_report
 from analysis.tidy import load_run, summarise
@@ -240,21 +240,35 @@ def test_an_unknown_schema_version_is_refused_in_one_line(run_copy: Path) -> Non
     assert not (run_copy / "report.html").exists()
 
 
-def test_compare_shows_the_calibration_ratio_and_refuses_cells_with_other_settings(
-    run_copy: Path,
-) -> None:
+def test_compare_keeps_every_figure_and_lists_what_it_could_not_match(run_copy: Path) -> None:
     for path in run_copy.glob("cells/jwt-ES256__*/cell.json"):
         meta = json.loads(path.read_text())
         meta["cell"]["kdf_iterations"] = 600_000
         path.write_text(json.dumps(meta))
+    shutil.rmtree(run_copy / "cells" / "jwt-HS256__single-1__revocation__closed-4u__r1")
     before, after = load_run(FIXTURE), load_run(run_copy)
     notes = warnings(before, after)
     assert notes[0].startswith("calibration B ÷ A") and "×1.00" in notes[0]
-    assert any("jwt-ES256" in n and "kdf_iterations" in n for n in notes)
-    rows = comparison_rows(before, after)
-    assert rows and not any(row[0].startswith("jwt-ES256") for row in rows)
-    assert all("(same within noise)" in cell for row in rows for cell in row[1:])
-    assert len(comparison_rows(before, before)) == len(before.summary)
+    comparison = compare_runs(before, after)
+    assert any("jwt-ES256" in n and "kdf_iterations" in n for n in comparison.unmatched)
+    assert any(
+        n.startswith("jwt-HS256 revocation") and "measured in A only" in n
+        for n in comparison.unmatched
+    )
+    rows = comparison_rows(comparison)
+    assert not any(row[0].startswith("jwt-ES256") for row in rows)
+    labels = {(row[0], row[1]) for row in rows}
+    rate = before.equal_load_rate("read")
+    assert (f"session-redis read single-1 open {rate:g} req/s", "p50 ms") in labels  # equal load
+    assert ("jwt-HS256 read single-1 capacity at p99 ≤ 20 ms", "capacity req/s") in labels
+    verdicts = {row[5] for row in rows}
+    assert not any("same" in v for v in verdicts)
+    multi = next(r for r in rows if r[0].startswith("session-redis read multi-2") and "CPU" in r[1])
+    assert multi[5].startswith("no interval")
+    cpu = next(r for r in rows if r[0] == "session-redis read single-1 closed" and "CPU" in r[1])
+    assert "relative to none" in cpu[4]
+    reference = next(r for r in rows if r[0] == "none read single-1 closed" and "CPU" in r[1])
+    assert reference[5].startswith("not judged: the reference")
 
 
 def test_repetitions_pool_only_within_one_cell_identity() -> None:

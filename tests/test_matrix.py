@@ -28,7 +28,7 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_quick_matrix_decides_with_intervals_equal_load_capacity_and_revocation() -> None:
     matrix = load_matrix("quick")
     core = {"none", "session-redis", "jwt-HS256", "jwt-RS256", "jwt-ES256"}
-    assert all(c.settings.repetitions >= 3 for c in matrix.cells if c.scenario != "revocation")
+    assert all(c.settings.repetitions >= 3 for c in matrix.cells)
     closed_read = {
         c.scheme for c in matrix.cells if (c.scenario, c.settings.model) == ("read", "closed")
     }
@@ -119,6 +119,7 @@ def test_full_matrix_has_every_scenario_two_and_four_nodes_and_three_repetitions
         ("include = 'faults'\n" + GOOD_GROUP, "include: must be a list of matrix names"),
         ("include = ['quick']\n" + GOOD_GROUP, "include: quick has a [capacity] table"),
         ("[margins]\ncpu = 1.5\n" + GOOD_GROUP, "margins.cpu: relative margin must lie"),
+        ("equal_load_rate = 'fast'\n" + GOOD_GROUP, "equal_load_rate: 'fast' is not a number"),
         ("[margins]\ndisk = 0.1\n" + GOOD_GROUP, "unknown key"),
         ("[margins]\nlatency = {relative = 0.1, absolute = 'x'}\n" + GOOD_GROUP, "not a number"),
         (
@@ -160,6 +161,11 @@ def test_margins_override_the_defaults_per_family(tmp_path: Path) -> None:
     assert margins["cpu"] == {"relative": 0.05, "absolute": 0.0}
     assert margins["latency"] == {"relative": 0.2, "absolute": 0.5}
     assert margins["throughput"] == {"relative": 0.10, "absolute": 0.0}
+    assert (
+        load_matrix(str(write(tmp_path, "equal_load_rate = 800\n" + GOOD_GROUP))).equal_load_rate
+        == 800
+    )
+    assert load_matrix("quick").equal_load_rate is None  # auto
 
 
 def test_unknown_matrix_name_lists_the_shipped_ones() -> None:

@@ -17,7 +17,7 @@ import pytest
 
 from loadtests.cell_metrics import COLUMNS
 from loadtests.matrix import load_matrix
-from loadtests.runner import interleaved_groups
+from loadtests.runner import _nice_floor, interleaved_groups
 from loadtests.trivial_server import TrivialServer
 from loadtests.verify import LOGOUT_EVERYWHERE, Expected, VerifyFailed, verify_target
 from tests.conftest import StartTarget, run_matrix
@@ -230,4 +230,11 @@ def test_repetitions_rotate_the_order_of_cell_groups(tmp_path: Path) -> None:
         "none", "session-redis", "jwt-HS256",
         "session-redis", "jwt-HS256", "none",
         "jwt-HS256", "none", "session-redis",
+    ]  # fmt: skip
+
+
+def test_auto_equal_load_rate_rounds_down_to_one_two_or_five() -> None:
+    """Two runs whose capacities differ a little land on one rate, so compare can match them."""
+    assert [_nice_floor(r) for r in (1300.0, 1200.0, 640.0, 2100.0, 99.0)] == [
+        1000.0, 1000.0, 500.0, 2000.0, 50.0,
     ]  # fmt: skip
