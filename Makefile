@@ -9,6 +9,9 @@ PORT ?= 8000
 HOST ?= http://127.0.0.1:$(PORT)
 MATRIX ?= quick
 RUN ?= latest
+PLANT ?= jwt-HS256=60
+UNTIL ?=
+BUDGET ?= 900
 WORKLOAD ?= workloads/example.toml
 REPLICAS ?= 2
 WORKERS ?= 2
@@ -16,7 +19,7 @@ TARGET ?= http://nginx:80
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test bench bench-full resume report compare decide history micro serve locust compose-up \
+.PHONY: help setup test bench bench-full resume report compare selftest decide history micro serve locust compose-up \
 	compose-bench compose-test compose-down lint format clean
 
 help: ## list the targets
@@ -33,8 +36,11 @@ setup: $(READY) ## create .venv and install authbench with its dependencies
 test: $(READY) ## run the test suite (real servers, real Redis)
 	$(PY) -m pytest
 
-bench: $(READY) ## run the quick matrix (about 9-10 min), then build its report (also after failed cells)
-	@status=0; $(PY) -m loadtests run --matrix $(MATRIX) || status=$$?; \
+bench: $(READY) ## run the quick matrix (about 9-10 min) and report it; UNTIL=decided [BUDGET=900] repeats what is undecided
+	@case "$(UNTIL)" in ""|decided) ;; *) echo "make bench: UNTIL=$(UNTIL): the only choice is UNTIL=decided" >&2; exit 2;; esac; \
+	status=0; $(PY) -m loadtests run --matrix $(MATRIX) || status=$$?; \
+	if [ "$(UNTIL)" = decided ] && [ $$status -eq 0 ]; then \
+		$(PY) -m analysis until-decided latest --budget-s $(BUDGET) || status=$$?; fi; \
 	if [ $$status -eq 0 ] || [ $$status -eq 1 ]; then $(PY) -m analysis report latest || status=$$?; fi; \
 	exit $$status
 
@@ -54,6 +60,12 @@ compare: $(READY) ## two runs side by side: make compare A=<run-id> B=<run-id>
 
 decide: $(READY) ## cores and cost per scheme for your workload: make decide WORKLOAD=file.toml [RUN=latest]
 	$(PY) -m analysis decide $(RUN) --workload $(WORKLOAD)
+
+selftest: $(READY) ## the statistics on known truths: an A/A pair of runs, one with a planted CPU cost (~8 min)
+	@set -e; \
+	$(PY) -m loadtests run --matrix selftest --no-micro; a=$$(readlink -f results/latest); \
+	$(PY) -m loadtests run --matrix selftest --no-micro --plant $(PLANT); b=$$(readlink -f results/latest); \
+	$(PY) -m analysis selftest $$a $$b
 
 history: $(READY) ## index every run and chart the headline figures across them (results/history/)
 	$(PY) -m analysis history

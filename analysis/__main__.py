@@ -1,4 +1,4 @@
-"""``python -m analysis report RUN``, ``compare A B`` and ``decide RUN --workload FILE``.
+"""``python -m analysis report RUN``, ``compare A B``, ``selftest A B``, ``decide RUN --workload``.
 
 RUN may be a run folder or a run id under ``results/`` (``latest`` works). Problems end with one
 line on stderr and a non-zero exit.
@@ -40,6 +40,19 @@ def main(argv: list[str] | None = None) -> None:
     compare.add_argument("a", help="run folder or id (before)")
     compare.add_argument("b", help="run folder or id (after)")
     compare.add_argument("--out", help="folder for the comparison (default: results/compare-A-B)")
+    selftest = commands.add_parser(
+        "selftest", help="judge the statistics: run A and run B (B with a planted cost)"
+    )
+    selftest.add_argument("a", help="run folder or id (no planted cost)")
+    selftest.add_argument("b", help="run folder or id (run with --plant)")
+    selftest.add_argument("--out", help="folder (default: results/selftest-A-B)")
+    until = commands.add_parser(
+        "until-decided", help="repeat a finished run's undecided primary comparisons only"
+    )
+    until.add_argument("run", help="run folder or run id")
+    until.add_argument(
+        "--budget-s", type=float, default=900.0, help="time budget in seconds (default: 900)"
+    )
     commands.add_parser("history", help="index the runs and chart headline figures across them")
     decide = commands.add_parser("decide", help="cores and cost per scheme for your workload")
     decide.add_argument("run", help="run folder or run id")
@@ -61,6 +74,24 @@ def main(argv: list[str] | None = None) -> None:
             from analysis.decide import decide
 
             print(decide(load_run(resolve_run(args.run, root)), Path(args.workload)))
+        elif args.command == "until-decided":
+            from analysis.until_decided import until_decided
+
+            if args.budget_s <= 0:
+                raise RunFolderError(f"--budget-s {args.budget_s:g}: must be above 0")
+            if not until_decided(resolve_run(args.run, root).resolve(), args.budget_s):
+                sys.exit(1)
+        elif args.command == "selftest":
+            from analysis.selftest import write_selftest
+
+            before = load_run(resolve_run(args.a, root))
+            after = load_run(resolve_run(args.b, root))
+            out = Path(args.out or root / f"selftest-{before.run_id}-{after.run_id}")
+            result, paths = write_selftest(before, after, out)
+            print("\n".join(result.lines()))
+            print(f"self-test: {paths[0]}")
+            if not result.passed:
+                sys.exit(1)
         elif args.command == "report":
             from analysis.report import write_report
 

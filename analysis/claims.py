@@ -13,6 +13,7 @@ on its own.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,7 @@ from analysis.verdicts import (
     paired_log_ratio,
     unpaired_log_ratio,
 )
+from loadtests.matrix import PRIMARY_COMPARISONS
 from loadtests.verify import JWKS_ALONE
 
 SUPPORTED = "supported"
@@ -107,7 +109,7 @@ def judged(
         paired = ratio is not None and ratio.paired
         asides.append(_unpaired_note(run, metric, mine, other) if paired else "")
         sentences.append(sentence)
-    verdicts = decide_family(list(zip(ratios, margins, strict=True)))
+    verdicts = decide_family(list(zip(ratios, margins, strict=True)), planned_looks(run))
     return [
         (verdict, f"{sentence}: {verdict.text(aside)}")
         for verdict, sentence, aside in zip(verdicts, sentences, asides, strict=True)
@@ -153,13 +155,77 @@ def context(run: RunData, metric: str, mine: Side, other: Side) -> str:
     )
 
 
+def planned_looks(run: RunData) -> int:
+    """How many times an adaptive run planned to look at its verdicts (1 for a fixed run)."""
+    return int(run.manifest.get("until_decided", {}).get("planned_looks", 1))
+
+
 def _family_note(run: RunData, metric: str, size: int) -> str:
     margin = margins_from(run.manifest)[METRIC_FAMILY[metric]]
     unit = "ms" if METRIC_FAMILY[metric] == "latency" else "µs"
+    looks = planned_looks(run)
+    sequential = (
+        f"; an adaptive run planned {looks} looks, so every test is at 5% ÷ {looks} (Bonferroni "
+        "over looks: stopping when decided cannot inflate the error)"
+        if looks > 1
+        else ""
+    )
     return (
         f"{size} comparison(s) on {metric}, one Holm family; smallest effect of interest "
         f"{margin.describe(unit)} (equivalence: the 90% interval of the ratio inside it)"
+        f"{sequential}"
     )
+
+
+def latency_comparisons(run: RunData) -> list[tuple[Side, Side]]:
+    """Sessions vs each JWT on p50 at equal load (the open-model cells of one rate)."""
+    axes = {
+        "scenario": "read", "topology": "single", "model": "open",
+        "rate": run.equal_load_rate("read"),
+    }  # fmt: skip
+    if run.get("p50_ms", scheme="session-redis", **axes) is None:
+        return []
+    mine = Side("session-redis p50", {"scheme": "session-redis", **axes})
+    return [
+        (mine, Side(scheme, {"scheme": scheme, **axes}))
+        for scheme in JWT_COMPARE
+        if run.get("p50_ms", scheme=scheme, **axes) is not None
+    ]
+
+
+def hmac_comparisons(run: RunData) -> list[tuple[Side, Side]]:
+    """Each asymmetric algorithm vs HS256 on server CPU per read at saturation."""
+    axes = {"scenario": "read", "topology": "single"}
+    if run.get("server_cpu_us_per_req", scheme="jwt-HS256", **axes) is None:
+        return []
+    hmac = Side("jwt-HS256", {"scheme": "jwt-HS256", **axes})
+    return [
+        (Side(f"{scheme} server CPU/read (at saturation)", {"scheme": scheme, **axes}), hmac)
+        for scheme in ASYMMETRIC_COMPARE
+        if run.get("server_cpu_us_per_req", scheme=scheme, **axes) is not None
+    ]
+
+
+@dataclass(frozen=True)
+class Primary:
+    """A comparison family a claim decides on, that ``until-decided`` may repeat until decided."""
+
+    metric: str
+    unit: str
+    digits: int
+    comparisons: Callable[[RunData], list[tuple[Side, Side]]]
+
+
+PRIMARY = {
+    "sessions-latency": Primary("p50_ms", "ms", 3, latency_comparisons),
+    "hmac-cpu": Primary("server_cpu_us_per_req", "µs", 0, hmac_comparisons),
+}
+assert set(PRIMARY) == set(PRIMARY_COMPARISONS), "the matrix and the claims name the same ones"
+
+
+def judged_primary(run: RunData, primary: Primary) -> list[tuple[Verdict, str]]:
+    """A primary family's verdicts in this run (corrected for its planned looks)."""
+    return judged(run, primary.metric, primary.comparisons(run), primary.unit, primary.digits)
 
 
 def sessions_add_latency(run: RunData) -> Claim:
@@ -179,12 +245,7 @@ def sessions_add_latency(run: RunData) -> Claim:
     mine = Side("session-redis p50", {"scheme": "session-redis", **axes})
     if run.get("p50_ms", scheme="none", **axes) is not None:
         evidence.append(context(run, "p50_ms", mine, Side("none", {"scheme": "none", **axes})))
-    others = [
-        Side(scheme, {"scheme": scheme, **axes})
-        for scheme in JWT_COMPARE
-        if run.get("p50_ms", scheme=scheme, **axes) is not None
-    ]
-    found = judged(run, "p50_ms", [(mine, other) for other in others], "ms", 3)
+    found = judged_primary(run, PRIMARY["sessions-latency"])
     evidence += [sentence for _, sentence in found]
     verdicts = [as_claim(verdict) for verdict, _ in found]
     if verdicts:
@@ -320,17 +381,13 @@ def hmac_cheaper(run: RunData) -> Claim:
     hmac = Side("jwt-HS256", {"scheme": "jwt-HS256", **axes})
     if run.get("server_cpu_us_per_req", **hmac.axes) is None:
         return Claim(text, ["no usable jwt-HS256 read cell"], NOT_MEASURED)
-    mine = [
-        Side(f"{scheme} server CPU/read (at saturation)", {"scheme": scheme, **axes})
-        for scheme in ASYMMETRIC_COMPARE
-        if run.get("server_cpu_us_per_req", scheme=scheme, **axes) is not None
-    ]
-    found = judged(run, "server_cpu_us_per_req", [(side, hmac) for side in mine], "µs", 0)
+    pairs = hmac_comparisons(run)
+    found = judged_primary(run, PRIMARY["hmac-cpu"])
     evidence = [sentence for _, sentence in found]
     verdicts = [as_claim(verdict) for verdict, _ in found]
     if verdicts:
         evidence.append(_family_note(run, "server_cpu_us_per_req", len(verdicts)))
-    for side in mine:
+    for side, _ in pairs:
         auth = Side(side.label.replace("server CPU/read (at saturation)", "auth step"), side.axes)
         evidence.append(context(run, "auth_compute_mean_us", auth, Side("jwt-HS256", hmac.axes)))
     for scheme in ("jwt-HS256", "jwt-RS256", "jwt-ES256"):

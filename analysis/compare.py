@@ -3,13 +3,14 @@
 Each figure is B ÷ A, judged by :mod:`analysis.verdicts` (better or worse, equivalent within
 its family's margin, undecided, or no interval), Holm-corrected over every judged figure of the
 comparison. Two runs differ by more than their own repetitions show (the machine's speed moves
-between runs), so a scheme's CPU, throughput and p50 are compared *relative to the ``none``
-baseline measured in the same run*: per repetition, the scheme's value ÷ ``none``'s (paired by
-repetition), then Welch's t on those ratios between the runs. What moved both alike (the
-machine) cancels. A figure without ``none`` beside it in both runs is compared raw and says
-so, as are tails (p99: set by stalls, not speed) and capacities (over their searches); ``none``
-itself is the reference: shown, not judged. A percentile with too few requests above it is
-shown, not judged.
+between runs), so CPU, throughput and p50 are compared *relative to the machine's shift*: B ÷ A
+of each scheme (Welch's t on the repetitions) divided by the median B ÷ A of every scheme
+measured at the same load, with the median's own uncertainty added (see
+:func:`without_common_shift`). Dividing by ``none`` alone was tried and rejected: its own noise
+is as large as any scheme's and independent of theirs, so it widened every interval. Tails (p99:
+set by stalls, not speed) and capacities (over their searches) are compared raw, and say so.
+A p99 is judged only when every repetition's own p99 (what the test compares) rests on at
+least 50 requests above it; otherwise it is shown, not judged.
 
 Cells match on every measurement axis; equal-load cells match whatever rate each run chose,
 and are judged only when the rates agree (else listed, with both rates). Cells found in one run
@@ -21,7 +22,8 @@ from __future__ import annotations
 
 import html
 import math
-from dataclasses import dataclass
+import statistics
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import matplotlib
@@ -31,7 +33,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from analysis.palette import scheme_rank
-from analysis.stats import Estimate, estimate
+from analysis.stats import MIN_TAIL_REQUESTS, Estimate, estimate
 from analysis.tidy import RunData
 from analysis.verdicts import (
     HIGHER,
@@ -45,10 +47,14 @@ from analysis.verdicts import (
     unpaired_log_ratio,
 )
 from loadtests.calibration import calibration_ratio
-from loadtests.matrix import CONDITIONS, CREDENTIAL_SETTINGS, MEASUREMENT_AXES
+from loadtests.matrix import CONDITIONS, MEASUREMENT_AXES, PLANTED
 
-MATCH_KEY = list(MEASUREMENT_AXES)
-REFERENCE = "none"
+# Cells match on what was measured; a self-test's planted arm is a cell of its own.
+MATCH_KEY = [*MEASUREMENT_AXES, *PLANTED]
+MIN_SCHEMES_FOR_SHIFT = 3
+# The share of a repetition's requests above each tail percentile: the test compares the
+# repetitions' own percentiles, so each must rest on MIN_TAIL_REQUESTS requests above it.
+TAIL_SHARE = {"p99_ms": 0.01}
 # What each load model's cells are compared on: (metric, label, digits, which way is better).
 CLOSED_METRICS = (
     ("server_cpu_us_per_req", "server CPU µs/req", 0, "lower"),
@@ -62,9 +68,9 @@ OPEN_METRICS = (
     ("p99_ms", "p99 ms", 2, "lower"),
 )
 HEADERS = ["cell", "figure", "A", "B", "B ÷ A", "verdict"]
-# Figures the machine's speed moves alike for every scheme: divided by none's. Tails are set by
-# stalls, not speed: dividing by none's p99 would only add none's noise, so p99 is compared raw.
-RELATIVE_TO_REFERENCE = ("server_cpu_us_per_req", "rps", "p50_ms")
+# Figures the machine's speed moves alike for every scheme: the common shift is removed. Tails
+# are set by stalls, not speed: p99 is compared raw.
+COMMON_SHIFT_METRICS = ("server_cpu_us_per_req", "rps", "p50_ms")
 NOT_JUDGED = "not judged"
 
 
@@ -80,8 +86,10 @@ class Figure:
     a: Estimate
     b: Estimate
     ratio: LogRatio | None
-    basis: str  # how B ÷ A is estimated: "relative to none", or "raw"
+    basis: str  # how B ÷ A is estimated: relative to the machine's shift, or raw
     unjudged: str = ""  # why the figure is shown but not judged ("" when it is judged)
+    group: tuple[object, ...] = ()  # figures that share the machine's shift (one metric, load)
+    raw: LogRatio | None = None  # B ÷ A before the shift was removed
 
     @property
     def judged(self) -> bool:
@@ -114,12 +122,13 @@ def _key(row: pd.Series, columns: list[str]) -> tuple[object, ...]:
     )
 
 
-REFERENCE_KEY = [c for c in MATCH_KEY if c != "scheme" and c not in CREDENTIAL_SETTINGS]
+GROUP_KEY = ["scenario", "topology", "nodes", "balancer", "users", "model", "rate", "fault"]
 
 
 def _label(row: pd.Series) -> str:
     load = f"open {row['rate']:g} req/s" if row["model"] == "open" else "closed"
-    return f"{row['scheme']} {row['scenario']} {row['topology']}-{row['nodes']} {load}"
+    planted = f" +{row['planted_cost_us']} µs planted" if row.get("planted_cost_us") else ""
+    return f"{row['scheme']} {row['scenario']} {row['topology']}-{row['nodes']} {load}{planted}"
 
 
 def _repetitions(run: RunData, metric: str) -> dict[tuple[object, ...], dict[int, float]]:
@@ -142,17 +151,6 @@ def _conditions(run: RunData) -> dict[tuple[object, ...], set[tuple[object, ...]
     return found
 
 
-def _to_reference(
-    values: dict[int, float], reference: dict[int, float] | None
-) -> list[float] | None:
-    """Per repetition, the value ÷ the reference's of the same repetition (None: no pairs)."""
-    if not reference:
-        return None
-    ratios = [values[r] / reference[r] for r in sorted(values.keys() & reference.keys())]
-    ratios = [r for r in ratios if r > 0 and math.isfinite(r)]
-    return ratios if len(ratios) >= 2 else None
-
-
 class _Side:
     """One run's figures, indexed for matching."""
 
@@ -167,13 +165,6 @@ class _Side:
             self.cache[metric] = _repetitions(self.run, metric)
         return self.cache[metric].get(key, {})
 
-    def reference_key(self, row: pd.Series) -> tuple[object, ...] | None:
-        wanted = _key(row, REFERENCE_KEY)
-        for key, other in self.rows.items():
-            if other["scheme"] == REFERENCE and _key(other, REFERENCE_KEY) == wanted:
-                return key
-        return None
-
 
 def _figure(
     a_side: _Side, b_side: _Side, key: tuple[object, ...], metric: tuple[str, str, int, str]
@@ -187,21 +178,63 @@ def _figure(
         why = f"{NOT_JUDGED}: equal-load rates differ ({row_a['rate']:g} vs {row_b['rate']:g})"
         return Figure(**common, a=a, b=b, ratio=None, basis="—", unjudged=why)
     raw = unpaired_log_ratio(list(values_b.values()), list(values_a.values()))
-    if a.thin_tail or b.thin_tail:
-        why = f"{NOT_JUDGED}: too few requests above the percentile"
-        return Figure(**common, a=a, b=b, ratio=raw, basis="raw", unjudged=why)
-    if row_a["scheme"] == REFERENCE:
-        why = f"{NOT_JUDGED}: the reference the other schemes are divided by"
-        return Figure(**common, a=a, b=b, ratio=raw, basis="raw", unjudged=why)
-    if name not in RELATIVE_TO_REFERENCE:
+    share = TAIL_SHARE.get(name)
+    if share is not None:
+        counts = [*a_side.values("requests", key).values()]
+        counts += b_side.values("requests", key).values()
+        fewest = min(counts, default=0) * share
+        if fewest < MIN_TAIL_REQUESTS:
+            why = (
+                f"{NOT_JUDGED}: a repetition's {label.split()[0]} rests on {fewest:.0f} requests "
+                f"above it (fewer than {MIN_TAIL_REQUESTS})"
+            )
+            return Figure(**common, a=a, b=b, ratio=raw, basis="raw", unjudged=why)
+    if name not in COMMON_SHIFT_METRICS:
         return Figure(**common, a=a, b=b, ratio=raw, basis="raw (a tail is set by stalls)")
-    ref_a, ref_b = a_side.reference_key(row_a), b_side.reference_key(row_b)
-    per_a = _to_reference(values_a, a_side.values(name, ref_a) if ref_a else None)
-    per_b = _to_reference(values_b, b_side.values(name, ref_b) if ref_b else None)
-    if per_a and per_b:
-        ratio = unpaired_log_ratio(per_b, per_a)
-        return Figure(**common, a=a, b=b, ratio=ratio, basis=f"relative to {REFERENCE}")
-    return Figure(**common, a=a, b=b, ratio=raw, basis=f"raw (no {REFERENCE} in both runs)")
+    return Figure(**common, a=a, b=b, ratio=raw, basis="raw", group=(*_key(row_b, GROUP_KEY), name))
+
+
+def without_common_shift(figures: list[Figure]) -> list[Figure]:
+    """Each figure's B ÷ A divided by the machine's shift: the median B ÷ A of its group.
+
+    A group is one metric at one load (same scenario, topology, nodes, users, load model) over
+    every scheme measured there. With three or more schemes the median of their log ratios is
+    taken as what moved them all (the machine between the runs) and removed from each, its
+    uncertainty added: var(median) ≈ π/2 · mean(se²) / k. A single scheme that changed does not
+    move the median much; a change that moves most schemes alike is read as the machine's (the
+    raw ratio stays in the table). With fewer than three, figures stay raw and say so.
+    """
+    groups: dict[tuple[object, ...], list[Figure]] = {}
+    for figure in figures:
+        if figure.group and figure.judged and figure.ratio is not None:
+            groups.setdefault(figure.group, []).append(figure)
+    adjusted: dict[int, Figure] = {}
+    for members in groups.values():
+        if len(members) < MIN_SCHEMES_FOR_SHIFT:
+            for f in members:
+                basis = f"raw (fewer than {MIN_SCHEMES_FOR_SHIFT} schemes to find the shift)"
+                adjusted[id(f)] = replace(f, basis=basis)
+            continue
+        shift = statistics.median(f.ratio.log_mean for f in members)  # type: ignore[union-attr]
+        mean_variance = statistics.fmean(f.ratio.stderr**2 for f in members)  # type: ignore[union-attr]
+        shift_variance = math.pi / 2 * mean_variance / len(members)
+        for f in members:
+            ratio = f.ratio
+            assert ratio is not None
+            moved = LogRatio(
+                ratio.log_mean - shift,
+                math.sqrt(ratio.stderr**2 + shift_variance),
+                ratio.degrees,
+                ratio.n,
+                ratio.unit_variance,
+                ratio.paired,
+            )
+            basis = (
+                f"relative to the machine's shift ×{math.exp(shift):.3f}, the median of "
+                f"{len(members)} schemes; raw ×{ratio.ratio:.3f}"
+            )
+            adjusted[id(f)] = replace(f, ratio=moved, basis=basis, raw=ratio)
+    return [adjusted.get(id(f), f) for f in figures]
 
 
 def _capacity_figures(before: RunData, after: RunData) -> tuple[list[Figure], list[str]]:
@@ -270,6 +303,7 @@ def compare_runs(before: RunData, after: RunData) -> Comparison:
             figures.append(figure)
             if figure.unjudged.startswith(f"{NOT_JUDGED}: equal-load"):
                 unmatched.append(f"{figure.cell}: {figure.unjudged}")
+    figures = without_common_shift(figures)
     capacity, capacity_unmatched = _capacity_figures(before, after)
     figures += capacity
     unmatched += capacity_unmatched
@@ -330,7 +364,8 @@ def warnings(before: RunData, after: RunData) -> list[str]:
         notes.append(
             "calibration B ÷ A (above 1: B's machine was slower): "
             + ", ".join(f"{k.removesuffix('_us')} ×{v:.2f}" for k, v in ratios.items())
-            + "; figures relative to none cancel what moved both alike"
+            + " (its workloads jump even within one run here: a machine shift is read from the "
+            "schemes themselves instead)"
         )
     else:
         notes.append("calibration missing in one run: absolute figures cannot be compared")

@@ -257,8 +257,7 @@ def cheapest(rows: list[Sizing]) -> tuple[Sizing | None, str]:
     runner_up = ranked[1]
     if best.total_cores.overlaps(runner_up.total_cores):  # type: ignore[union-attr]
         return best, (
-            f"{best.label} and {runner_up.label} are not distinguishable: their core intervals "
-            "overlap"
+            f"undecided between {best.label} and {runner_up.label}: their core intervals overlap"
         )
     margin = runner_up.total_cores.value - best.total_cores.value  # type: ignore[union-attr]
     return best, f"{best.label} is cheapest, {margin:.2f} cores below {runner_up.label}"

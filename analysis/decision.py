@@ -214,7 +214,8 @@ def _verdict(run: RunData, scheme: str, rank: dict[str, str]) -> str:
         rate = _equal_axes(run)["rate"]
         parts.append(f"{extra.text(0, 'µs')} CPU/request over none at {rate:g} req/s (equal load)")
     else:
-        parts.append("CPU/request not distinguishable from none at equal load")
+        shown = extra.text(0, "µs") if extra.has_interval else "no interval"
+        parts.append(f"CPU/request over none at equal load undecided ({shown}: may be 0)")
     commands = run.get_flagged("redis_cmds_per_req", scheme=scheme, scenario="read")
     if commands is not None and commands[0].value >= 0.5:
         parts.append(f"{commands[0].value:.0f} store round trip per request")

@@ -21,6 +21,7 @@ from analysis.resilience import Section, resilience_section
 from analysis.stats import MIN_TAIL_REQUESTS
 from analysis.tidy import RunData
 from analysis.ttl_chart import ttl_chart
+from analysis.verdicts import margins_from
 from analysis.workload import Workload, load_workload
 from loadtests.calibration import REFERENCES, calibration_ratio
 
@@ -35,7 +36,7 @@ th,td{border:1px solid #ccc;padding:4px 6px;vertical-align:top;text-align:left}
 th{background:#f2f2f2}figure{margin:1.5em 0}figure img{max-width:100%;border:1px solid #ddd}
 figcaption{color:#444;font-size:13px}.verdict{font-weight:bold;padding:1px 6px;border-radius:3px}
 .supported{background:#d9f2d9}.not-supported{background:#f7d4d4}
-.not-distinguishable{background:#eee}.not-measured{background:#fff3cd}
+.undecided{background:#eee}.equivalent{background:#dde8f7}.not-measured{background:#fff3cd}
 .warn{background:#fff3cd;padding:.6em 1em;border-left:4px solid #e0a800}
 """
 
@@ -201,6 +202,7 @@ def methodology(run: RunData) -> list[tuple[str, str]]:
             "requests unanswered when the generator stopped count as at least their wait by "
             "then (censored); a cell with one repetition has no interval and decides nothing",
         ),
+        ("verdicts", _verdicts_text(run)),
         ("generator ceiling", ceiling_text or "not measured"),
         (
             "load model",
@@ -354,6 +356,27 @@ DECISION_NOTE = (
     "not its share of capacity; size with capacity or saturation figures. † generator-saturated, "
     "‡ offered load not applied: shown, never used for a verdict."
 )
+
+
+def _verdicts_text(run: RunData) -> str:
+    """How a comparison becomes higher, lower, equivalent or undecided in this run."""
+    margins = ", ".join(
+        f"{family} {margin.describe('ms' if family == 'latency' else '')}".strip()
+        for family, margin in margins_from(run.manifest).items()
+    )
+    adaptive = run.manifest.get("until_decided")
+    looks = (
+        f"; adaptive (until decided): {adaptive.get('planned_looks')} planned looks, every test "
+        f"at 5% ÷ {adaptive.get('planned_looks')}, {len(adaptive.get('looks', []))} made"
+        if adaptive
+        else ""
+    )
+    return (
+        "ratio of the two figures on the log scale, paired by repetition (else Welch); higher or "
+        "lower when the t test rejects equality at 5%, equivalent when two one-sided tests put "
+        "the ratio inside the margin, else undecided with the repetitions that would decide at "
+        f"80% power; Holm-corrected within each claim's family; margins: {margins}{looks}"
+    )
 
 
 def _verdict_class(verdict: str) -> str:

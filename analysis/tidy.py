@@ -34,7 +34,7 @@ CELL_KEY = list(IDENTITY)  # repetitions of one cell: the same identity, nothing
 # store is only ever asked for by name.
 HEADLINE_DEFAULTS = {
     "model": "closed", "balancer": "client", "fault": "", "sliding_session": False,
-    "store_delay_ms": 0.0,
+    "store_delay_ms": 0.0, "planted_cost_us": 0,
 }  # fmt: skip
 SUMMARISED = (
     "rps", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms", "min_ms",
@@ -189,6 +189,8 @@ def _to_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
             frame[column] = pd.to_numeric(frame[column], errors="coerce")
     for flag in ("saturated", "late", "equal_load"):
         frame[flag] = frame[flag].fillna(False).astype(bool)
+    # Runs from before self-tests planted nothing.
+    frame["planted_cost_us"] = pd.to_numeric(frame["planted_cost_us"]).fillna(0).astype(int)
     return frame
 
 

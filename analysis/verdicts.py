@@ -196,13 +196,14 @@ class Verdict:
     family: int
     p_different: float = math.nan
     p_equivalent: float = math.nan
+    looks: int = 1  # an adaptive run's planned looks: every p is multiplied by it
 
     @property
     def needed(self) -> int | None:
         """Repetitions per cell that would decide it (undecided comparisons only)."""
         if self.kind != UNDECIDED or self.ratio is None:
             return None
-        return self.ratio.repetitions_to_decide(self.margin, self.family)
+        return self.ratio.repetitions_to_decide(self.margin, self.family * self.looks)
 
     def short(self) -> str:
         """The verdict in a few words, for a table whose other columns show the ratio."""
@@ -233,6 +234,7 @@ class Verdict:
         shown = (
             f"ratio {self.ratio.ratio:.3f} [{low:.3f}, {high:.3f}], {how}, "
             f"{self.ratio.n} repetitions{aside}; family of {self.family}, Holm-corrected"
+            + (f", × {self.looks} looks" if self.looks > 1 else "")
         )
         if self.kind in (HIGHER, LOWER):
             change = abs(self.ratio.ratio - 1)
@@ -261,13 +263,19 @@ class Verdict:
         return f"undecided: {more} ({shown})"
 
 
-def decide_family(comparisons: Sequence[tuple[LogRatio | None, float]]) -> list[Verdict]:
-    """Each (ratio, relative margin)'s verdict, Holm-corrected over the whole family."""
+def decide_family(
+    comparisons: Sequence[tuple[LogRatio | None, float]], looks: int = 1
+) -> list[Verdict]:
+    """Each (ratio, relative margin)'s verdict, Holm-corrected over the whole family.
+
+    An adaptive run that looks ``looks`` times (stopping once decided) multiplies every
+    adjusted p by it: Bonferroni over the looks keeps the error of the whole procedure at 5%.
+    """
     family = len(comparisons)
     measured = [(i, r, m) for i, (r, m) in enumerate(comparisons) if r is not None]
-    different = holm([r.p_different() for _, r, _ in measured])
-    equivalent = holm([r.p_equivalent(m) for _, r, m in measured])
-    verdicts = [Verdict(NO_INTERVAL, None, m, family) for _, m in comparisons]
+    different = [min(1.0, looks * p) for p in holm([r.p_different() for _, r, _ in measured])]
+    equivalent = [min(1.0, looks * p) for p in holm([r.p_equivalent(m) for _, r, m in measured])]
+    verdicts = [Verdict(NO_INTERVAL, None, m, family, looks=looks) for _, m in comparisons]
     for (index, ratio, margin), p_diff, p_equiv in zip(
         measured, different, equivalent, strict=True
     ):
@@ -277,5 +285,5 @@ def decide_family(comparisons: Sequence[tuple[LogRatio | None, float]]) -> list[
             kind = EQUIVALENT
         else:
             kind = UNDECIDED
-        verdicts[index] = Verdict(kind, ratio, margin, family, p_diff, p_equiv)
+        verdicts[index] = Verdict(kind, ratio, margin, family, p_diff, p_equiv, looks)
     return verdicts

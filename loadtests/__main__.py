@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from loadtests.matrix import MatrixError
+from loadtests.matrix import MatrixError, parse_plant
 from loadtests.micro import format_table, run_micro_on_any_redis, write_micro_csv
 from loadtests.private_redis import RedisUnavailable
 from loadtests.processes import stop_on_sigterm_like_ctrl_c
@@ -43,7 +43,7 @@ def command_run(args: argparse.Namespace) -> None:
     run = (
         resumed_run(args.resume, results_root)
         if args.resume
-        else new_run(args.matrix, results_root)
+        else new_run(args.matrix, results_root, parse_plant(args.plant) if args.plant else None)
     )
     print(f"run {run.run_dir.name}: {len(run.matrix.cells)} cells, up to "
           f"{run.matrix.repetitions} repetition(s) from {run.matrix.source}")  # fmt: skip
@@ -66,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="results", help="results root folder (default: results)")
     run.add_argument("--resume", metavar="RUN", help="finish an incomplete run (id or folder)")
     run.add_argument("--no-micro", action="store_true", help="skip the micro benchmark")
+    run.add_argument(
+        "--plant",
+        metavar="SCHEME=US",
+        help="self-test matrices only: a known extra CPU cost in one scheme's auth step",
+    )
     return parser
 
 

@@ -68,7 +68,7 @@ AXES = ["scheme", "alg", "store", "topology", "nodes", "scenario", "users"]
 CELL_SETTINGS = (
     "warmup_s", "duration_s", "kdf_iterations", "population", "generator_processes",
     "store_delay_ms", "fault", "fault_at_s", "fault_s", "persistence", "sliding_session",
-    "hops", "introspect_cache_s", "jwks_cooldown_s", "kid_flood_share",
+    "hops", "introspect_cache_s", "jwks_cooldown_s", "kid_flood_share", "planted_cost_us",
 )  # fmt: skip
 # Sample sources whose CPU is the servers' (the balancer's is apart; split: issuer + resources).
 SAMPLED_SERVER = ("node", "issuer")
@@ -89,7 +89,7 @@ COLUMNS = [
     "kdf_iterations", "population", "generator_processes", "store_delay_ms",
     "store_delay_measured_ms", "fault", "fault_at_s", "fault_s", "persistence",
     "sliding_session", "introspect_cache_s", "jwks_cooldown_s", "kid_flood_share",
-    *SPLIT_COLUMNS, *FAULT_COLUMNS, "repetition", "cell_id", "status", "reason",
+    "planted_cost_us", *SPLIT_COLUMNS, *FAULT_COLUMNS, "repetition", "cell_id", "status", "reason",
 ]  # fmt: skip
 
 

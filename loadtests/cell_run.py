@@ -74,11 +74,12 @@ class Run:
 
 def expected_identity(cell: Cell) -> Expected:
     """What the nodes of a cell must report at /healthz."""
+    planted = cell.settings.planted_cost_us
     if cell.scheme == "none":
-        return Expected("none", None, None, False)
+        return Expected("none", None, None, False, planted_cost_us=planted)
     if cell.scheme.startswith("session-"):
-        return Expected("session", None, cell.store, False)
-    return Expected("jwt", cell.alg, "redis", cell.denylist, cell.introspect)
+        return Expected("session", None, cell.store, False, planted_cost_us=planted)
+    return Expected("jwt", cell.alg, "redis", cell.denylist, cell.introspect, planted)
 
 
 def set_aside(cell_dir: Path) -> None:

@@ -41,8 +41,11 @@ SCHEME_CHOICES = (
 )  # fmt: skip
 TOP_LEVEL_KEYS = (
     "description", "defaults", "cells", "generator_ceiling_rps", "capacity", "include",
-    "margins", "equal_load_rate",
+    "margins", "equal_load_rate", "selftest", "primary",
 )  # fmt: skip
+# The comparison families a run may repeat until decided (``until-decided``): the seed's claims
+# on per-request latency (sessions vs JWTs at equal load) and on CPU (HMAC vs asymmetric).
+PRIMARY_COMPARISONS = ("sessions-latency", "hmac-cpu")
 # The smallest effect of interest per metric family, as a share of the reference figure (and
 # for latency at least an absolute amount): what "equivalent within ±m" means in verdicts.
 DEFAULT_MARGINS: dict[str, dict[str, float]] = {
@@ -90,6 +93,7 @@ class CellSettings:
     introspect_cache_s: int = 0
     jwks_cooldown_s: float = 2.0
     kid_flood_share: float = 0.2
+    planted_cost_us: int = 0  # a self-test's known extra CPU per auth step (self-tests only)
 
 
 SETTING_KEYS = tuple(asdict(CellSettings()))
@@ -106,7 +110,9 @@ MEASUREMENT_AXES = (
 CONDITIONS = (
     "warmup_s", "duration_s", "kdf_iterations", "population", "generator_processes", "fault_at_s",
 )  # fmt: skip
-IDENTITY = (*MEASUREMENT_AXES, *CONDITIONS)
+# A self-test's planted cost: part of the cell, but what compare must find, not match on.
+PLANTED = ("planted_cost_us",)
+IDENTITY = (*MEASUREMENT_AXES, *CONDITIONS, *PLANTED)
 # Settings that only a scheme with credentials reads: the ``none`` baseline ignores them.
 CREDENTIAL_SETTINGS = (
     "access_ttl", "sliding_session", "persistence", "introspect_cache_s", "jwks_cooldown_s",
@@ -175,6 +181,8 @@ class Cell:
         distance = f"-d{delay:g}ms" if delay and self.store == "redis" else ""
         sliding = "-sliding" if self.settings.sliding_session else ""
         hops = f"-h{self.settings.hops}" if self.settings.hops > 1 else ""
+        planted = self.settings.planted_cost_us
+        lifetime += f"-planted{planted}us" if planted else ""
         return (
             f"{self.scheme}{sliding}__{self.topology}-{self.nodes}{hops}{balancer}{distance}"
             f"__{self.scenario}"
@@ -237,6 +245,8 @@ class Cell:
             "--users", str(self.settings.population),
             "--kdf-iterations", str(self.settings.kdf_iterations),
         ]  # fmt: skip
+        if self.settings.planted_cost_us:
+            common += ["--planted-cost-us", str(self.settings.planted_cost_us)]
         if self.scheme == "none":
             return ["--scheme", "none", *common]
         if self.scheme.startswith("session-"):
@@ -307,6 +317,8 @@ class Matrix:
     included: tuple[str, ...] = ()  # the files of the included matrices
     margins: dict[str, dict[str, float]] = field(default_factory=lambda: dict(DEFAULT_MARGINS))
     equal_load_rate: float | None = None  # None: chosen from the run's capacities ("auto")
+    selftest: bool = False  # only a self-test matrix may plant a known cost
+    primary: tuple[str, ...] = PRIMARY_COMPARISONS  # what until-decided repeats until decided
 
 
 def _fail(source: str, key: str, problem: str) -> MatrixError:
@@ -349,7 +361,8 @@ def _settings(source: str, table: dict[str, Any], base: CellSettings) -> CellSet
     minimums = {"warmup_s": 0, "duration_s": 0.5, "repetitions": 1, "rate": 0, "population": 1,
                 "kdf_iterations": 1000, "access_ttl": 1, "generator_processes": 1,
                 "store_delay_ms": 0, "fault_at_s": 0.5, "fault_s": 0.1, "hops": 1,
-                "introspect_cache_s": 0, "jwks_cooldown_s": 0.05, "kid_flood_share": 0}  # fmt: skip
+                "introspect_cache_s": 0, "jwks_cooldown_s": 0.05, "kid_flood_share": 0,
+                "planted_cost_us": 0}  # fmt: skip
     for key in SETTING_KEYS:
         if key not in table:
             continue
@@ -552,6 +565,21 @@ def parse_matrix(data: dict[str, Any], source: str, name: str) -> Matrix:
         ceiling = float(_number(source, "generator_ceiling_rps", ceiling, minimum=1, integer=False))
     repetitions = max(cell.settings.repetitions for cell in cells)
     margins = _margins(source, data.get("margins", {}))
+    primary = data.get("primary", list(PRIMARY_COMPARISONS))
+    if not isinstance(primary, list) or not primary:
+        raise _fail(source, "primary", "must be a non-empty list of comparison names")
+    for comparison in primary:
+        _check_choice(source, "primary", comparison, PRIMARY_COMPARISONS, "primary comparison")
+    selftest = data.get("selftest", False)
+    if not isinstance(selftest, bool):
+        raise _fail(source, "selftest", f"{selftest!r} is not true or false")
+    planted = [c for c in (*cells, *capacity) if c.settings.planted_cost_us]
+    if planted and not selftest:
+        raise _fail(
+            source,
+            "planted_cost_us",
+            "only a self-test matrix (selftest = true) may plant a cost: it falsifies figures",
+        )
     equal_rate = data.get("equal_load_rate", "auto")
     if equal_rate != "auto":
         equal_rate = float(_number(source, "equal_load_rate", equal_rate, minimum=1, integer=False))
@@ -567,6 +595,8 @@ def parse_matrix(data: dict[str, Any], source: str, name: str) -> Matrix:
         tuple(included),
         margins,
         None if equal_rate == "auto" else equal_rate,
+        selftest,
+        tuple(primary),
     )
 
 
@@ -647,3 +677,32 @@ def _capacity(
     if search.min_achieved > 1:
         raise _fail(source, "capacity.min_achieved", "is a share of the offered rate (at most 1)")
     return tuple(cells), search
+
+
+def with_planted_cost(matrix: Matrix, scheme: str, cost_us: int) -> Matrix:
+    """The matrix with a planted arm: one scheme's cells again, with a known extra CPU cost in
+    their auth step, interleaved with the rest (self-tests only)."""
+    if not matrix.selftest:
+        raise MatrixError(
+            f"{matrix.source}: --plant: only a self-test matrix (selftest = true) may plant a cost"
+        )
+    if not 1 <= cost_us <= 100_000:
+        raise MatrixError(f"--plant: {cost_us} µs must be between 1 and 100000")
+    if scheme not in {cell.scheme for cell in matrix.cells}:
+        schemes = ", ".join(sorted({cell.scheme for cell in matrix.cells}))
+        raise MatrixError(f"--plant: {scheme!r} is not in the matrix (its schemes: {schemes})")
+
+    arm = [
+        replace(cell, settings=replace(cell.settings, planted_cost_us=cost_us))
+        for cell in matrix.cells
+        if cell.scheme == scheme
+    ]
+    return replace(matrix, cells=(*matrix.cells, *arm))
+
+
+def parse_plant(text: str) -> tuple[str, int]:
+    """``jwt-HS256=30`` → (scheme, µs); MatrixError in one line otherwise."""
+    scheme, _, cost = text.partition("=")
+    if not scheme or not cost.strip().isdigit():
+        raise MatrixError(f"--plant {text!r}: expected SCHEME=MICROSECONDS, e.g. jwt-HS256=30")
+    return scheme.strip(), int(cost)

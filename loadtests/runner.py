@@ -30,7 +30,7 @@ from loadtests.cell_run import CpuPlan, Run, expect_results, group_services, run
 from loadtests.console import Progress, cell_outcome, summary_table
 from loadtests.histograms import LATENCY, HistogramSet
 from loadtests.locust_process import LocustRun
-from loadtests.matrix import Cell, CellSettings, Matrix, load_matrix
+from loadtests.matrix import Cell, CellSettings, Matrix, load_matrix, with_planted_cost
 from loadtests.micro import run_micro_on_any_redis, write_micro_csv
 from loadtests.nginx_balancer import NginxUnavailable
 from loadtests.private_redis import PrivateRedis, redis_url_from_env
@@ -129,9 +129,11 @@ def _generator_processes(matrix: Matrix) -> int:
     return max(cell.settings.generator_processes for cell in (*matrix.cells, *matrix.capacity))
 
 
-def new_run(matrix_arg: str, results_root: Path) -> Run:
-    """Validate the matrix, then create the run folder and its manifest."""
+def new_run(matrix_arg: str, results_root: Path, plant: tuple[str, int] | None = None) -> Run:
+    """Validate the matrix (and a self-test's planted cost), then create the run folder."""
     matrix = load_matrix(matrix_arg)
+    if plant is not None:
+        matrix = with_planted_cost(matrix, *plant)
     run_dir = create_run_folder(results_root, matrix.name)
     (run_dir / "cells").mkdir()
     shutil.copyfile(matrix.source, run_dir / MATRIX_COPY)
@@ -159,7 +161,9 @@ def new_run(matrix_arg: str, results_root: Path) -> Run:
             "search": asdict(matrix.search) if matrix.search else None,
         },
         "margins": matrix.margins,
+        "primary": list(matrix.primary),
         "order": ORDER,
+        "planted": {"scheme": plant[0], "cost_us": plant[1]} if plant else None,
         "pinning": cpus.describe(),
         "redis": "REDIS_URL" if redis_url_from_env() else "private redis-server per cell group",
         "load_balancing": sorted(
@@ -194,6 +198,8 @@ def resumed_run(run_arg: str, results_root: Path) -> Run:
         )
     matrix = load_matrix(str(run_dir / MATRIX_COPY))
     matrix = replace(matrix, name=manifest["matrix"]["name"])
+    if planted := manifest.get("planted"):
+        matrix = with_planted_cost(matrix, planted["scheme"], planted["cost_us"])
     manifest.setdefault("resumed", []).append(utc_now())
     manifest["status"] = "incomplete"
     write_json(manifest_path, manifest)
@@ -345,6 +351,46 @@ def execute(run: Run, with_micro: bool = True) -> list[dict[str, Any]]:
     run.manifest.update(status="complete", ended=utc_now())
     write_json(run.run_dir / "manifest.json", run.manifest)
     return rows
+
+
+def next_repetition(run: Run, cells: list[Cell]) -> int:
+    """The repetition number after the last one any of these cells has in the run folder."""
+    highest = 0
+    for cell in cells:
+        prefix = cell.cell_id(1).removesuffix("1")  # "…__r"
+        for path in run.cells_dir.glob(f"{prefix}*"):
+            number = path.name.removeprefix(prefix)
+            if number.isdigit():
+                highest = max(highest, int(number))
+    return highest + 1
+
+
+def run_extra_round(run: Run, cells: list[Cell]) -> int:
+    """One more repetition of these cells, interleaved and rotated like the matrix's own, each
+    written like any other cell (equal-load cells at the rate the run chose); returns its
+    number. The manifest lists the new cells; an interruption keeps what finished."""
+    repetition = next_repetition(run, cells)
+    by_nodes: dict[tuple[Any, ...], list[tuple[Cell, int]]] = {}
+    for cell in cells:
+        by_nodes.setdefault((cell.scheme, tuple(cell.server_args())), []).append((cell, repetition))
+    ordered = list(by_nodes.values())
+    shift = (repetition - 1) % len(ordered)
+    groups = ordered[shift:] + ordered[:shift]
+    fixed = [group for group in groups if not group[0][0].settings.equal_load]
+    equal = [group for group in groups if group[0][0].settings.equal_load]
+    progress = Progress(len(cells))
+    redis_url = redis_url_from_env()
+    listed = run.manifest["matrix"]["cells"]
+    listed += [{"cell_id": cell.cell_id(rep), **cell.describe()} for g in groups for cell, rep in g]
+    write_json(run.run_dir / "manifest.json", run.manifest)
+    try:
+        _run_groups(run, fixed, redis_url, progress)
+        _run_groups(run, _with_rates(run, equal), redis_url, progress)
+    except KeyboardInterrupt:
+        raise RunInterrupted(f"interrupted: finished cells kept in {run.run_dir}") from None
+    finally:
+        write_metrics(run.run_dir)
+    return repetition
 
 
 def _run_groups(

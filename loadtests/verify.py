@@ -74,6 +74,7 @@ class Expected:
     store: str | None
     denylist: bool
     introspect: bool = False  # split: resource nodes ask the issuer about every token
+    planted_cost_us: int = 0  # a self-test's known extra cost: the nodes must burn exactly it
 
 
 def _expect(condition: bool, message: str) -> None:
@@ -167,6 +168,11 @@ def _verify(nodes: list[str], expected: Expected, issuer: str | None) -> VerifyR
         _expect(identity == want, f"{node} reports {identity}, expected {want}")
         if expected.scheme == "jwt":
             _expect(body.get("denylist") == expected.denylist, f"{node} denylist setting differs")
+        planted = body.get("planted_cost_us", 0)
+        _expect(
+            planted == expected.planted_cost_us,
+            f"{node} plants {planted} µs per auth step, expected {expected.planted_cost_us}",
+        )
     result.checks[IDENTITY] = True
     if issuer is not None:
         _check_roles(healths, issuer, expected, result)

@@ -45,6 +45,7 @@ def create_app(context: ServerContext) -> FastAPI:
         redoc_url=None,
         openapi_url=None,
     )
+    app.state.planted_cost_ns = context.settings.planted_cost_us * 1000
     app.add_middleware(BodySizeLimit)
     install_error_handlers(app)
 

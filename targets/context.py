@@ -59,6 +59,7 @@ class ServerContext:
             "denylist": s.denylist if s.scheme == "jwt" else None,
             "node": s.node_id,
             "role": s.role,
+            **({"planted_cost_us": s.planted_cost_us} if s.planted_cost_us else {}),
             **self.facts,
         }
 

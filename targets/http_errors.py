@@ -32,7 +32,7 @@ class UpstreamUnavailable(Exception):
 
 def start_timing(request: Request) -> ServerTiming:
     """A fresh ServerTiming for this request, visible to the error handlers."""
-    timing = ServerTiming()
+    timing = ServerTiming(getattr(request.app.state, "planted_cost_ns", 0))
     request.state.timing = timing
     return timing
 

@@ -75,6 +75,7 @@ class ServerSettings:
     jwks_ttl: int = 300
     jwks_cooldown: float = 2.0
     downstream: str | None = None
+    planted_cost_us: int = 0
 
     @property
     def issues(self) -> bool:
@@ -184,6 +185,9 @@ def _build_parser() -> argparse.ArgumentParser:
     add("--jwks-cooldown", type=_bounded_float(0.05, 3600), default=2.0,
         help="resource: at most one JWKS fetch for unknown kids per this many seconds")  # fmt: skip
     add("--downstream", help="resource: the next service's base URL for call chains")
+    add("--planted-cost-us", type=_bounded_int(0, 100_000), default=0,
+        help="self-tests only: burn this much CPU time (µs) in every request's auth step, a "
+        "known cost the statistics must find")  # fmt: skip
     return parser
 
 
@@ -330,4 +334,5 @@ def parse_settings(
         jwks_ttl=ns.jwks_ttl,
         jwks_cooldown=ns.jwks_cooldown,
         downstream=ns.downstream.rstrip("/") if ns.downstream else None,
+        planted_cost_us=ns.planted_cost_us,
     )

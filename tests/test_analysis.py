@@ -266,9 +266,11 @@ def test_compare_keeps_every_figure_and_lists_what_it_could_not_match(run_copy: 
     multi = next(r for r in rows if r[0].startswith("session-redis read multi-2") and "CPU" in r[1])
     assert multi[5].startswith("no interval")
     cpu = next(r for r in rows if r[0] == "session-redis read single-1 closed" and "CPU" in r[1])
-    assert "relative to none" in cpu[4]
-    reference = next(r for r in rows if r[0] == "none read single-1 closed" and "CPU" in r[1])
-    assert reference[5].startswith("not judged: the reference")
+    assert "relative to the machine's shift ×1.000, the median of 3 schemes" in cpu[4]
+    p99 = next(
+        r for r in rows if r[0].startswith("session-redis read single-1 open") and "p99" in r[1]
+    )
+    assert "rests on" in p99[5] and "(fewer than 50)" in p99[5]  # each repetition's own tail
 
 
 def test_repetitions_pool_only_within_one_cell_identity() -> None:
@@ -305,3 +307,28 @@ def test_capacity_is_the_mean_of_its_searches_with_a_t_interval(run_copy: Path) 
     )
     alone = load_run(FIXTURE).capacity.set_index("scheme").loc["none"]
     assert alone["searches"] == 1 and math.isnan(alone["capacity_lo"])
+
+
+def test_the_machines_shift_is_the_median_of_the_schemes_and_one_change_stands_out() -> None:
+    """Three schemes moved +5% with the machine, one +20%: only that one is called worse."""
+    from analysis.compare import Figure, without_common_shift
+    from analysis.stats import NOT_MEASURED
+    from analysis.verdicts import LogRatio, decide_family
+
+    def figure(scheme: str, ratio: float) -> Figure:
+        moved = LogRatio(math.log(ratio), 0.01, 8.0, 5, 0.0005, False)
+        return Figure(
+            f"{scheme} read", "server_cpu_us_per_req", "CPU", 0, "lower",
+            NOT_MEASURED, NOT_MEASURED, moved, "raw", group=("read",),
+        )  # fmt: skip
+
+    figures = without_common_shift(
+        [figure("none", 1.05), figure("a", 1.04), figure("b", 1.06), figure("c", 1.26)]
+    )
+    assert all(f.basis.startswith("relative to the machine's shift ×1.055") for f in figures)
+    verdicts = decide_family([(f.ratio, 0.1) for f in figures])
+    assert [v.kind for v in verdicts][3] == "higher"
+    assert all(v.kind != "higher" and v.kind != "lower" for v in verdicts[:3])
+    assert figures[3].raw is not None and figures[3].raw.ratio == pytest.approx(1.26)
+    low, high = figures[3].ratio.interval()
+    assert low < 1.26 / 1.055 < high

@@ -226,4 +226,4 @@ def test_a_one_repetition_input_is_an_unbounded_range_and_never_names_the_cheape
     measured = sized("session-redis", Span(2.0, 1.9, 2.1))
     single = sized("jwt-HS256", Span(1.0, 0.0, math.inf))
     best, verdict = cheapest([measured, single])
-    assert best is not None and "not distinguishable" in verdict
+    assert best is not None and verdict.startswith("undecided between")

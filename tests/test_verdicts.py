@@ -149,3 +149,14 @@ def test_repetitions_to_decide_give_about_80_percent_power() -> None:
         ratio = paired_log_ratio([(math.exp(v), 1.0) for v in row])
         fewer += decide_family([(ratio, 0.02)])[0].kind != UNDECIDED
     assert fewer < decided  # fewer repetitions decide less often: n is not padded for nothing
+
+
+def test_planned_looks_multiply_every_p_so_stopping_when_decided_keeps_five_percent() -> None:
+    clear = paired_log_ratio([(1.1, 1.0), (1.2, 1.0), (1.13, 1.0)])
+    assert clear is not None and 0.01 < clear.p_different() < 0.05
+    (once,) = decide_family([(clear, 0.01)])
+    (thrice,) = decide_family([(clear, 0.01)], looks=3)
+    assert once.kind == HIGHER and thrice.kind == UNDECIDED
+    assert thrice.p_different == pytest.approx(min(1.0, 3 * clear.p_different()))
+    assert "× 3 looks" in thrice.text()
+    assert thrice.needed is not None and thrice.needed > (once.needed or 0)
