@@ -45,6 +45,7 @@ scenarios = ["read"]
 fault = "redis-outage"
 fault_at_s = 1
 fault_s = 1.5
+duration_s = 6  # 3.5 s after the fault: room for a slow restore to show its recovery
 
 [[cells]]
 schemes = ["session-redis"]
@@ -53,6 +54,7 @@ scenarios = ["read"]
 fault = "redis-outage"
 fault_at_s = 1
 fault_s = 1.5
+duration_s = 6  # 3.5 s after the fault: room for a slow restore to show its recovery
 persistence = "aof"
 
 [[cells]]
