@@ -66,28 +66,37 @@ def interleaved_groups(matrix: Matrix) -> list[list[tuple[Cell, int]]]:
     """
     groups: list[list[tuple[Cell, int]]] = []
     for repetition in range(1, matrix.repetitions + 1):
-        by_nodes: dict[tuple[Any, ...], list[tuple[Cell, int]]] = {}
-        for cell in matrix.cells:
-            if repetition > cell.settings.repetitions:
-                continue
-            key = (
-                cell.scheme,
-                cell.topology,
-                cell.nodes,
-                cell.settings.balancer,
-                cell.settings.equal_load,
-                cell.settings.store_delay_ms,
-                cell.settings.fault,
-                cell.settings.persistence,
-                cell.settings.introspect_cache_s,
-                cell.settings.jwks_cooldown_s,
-                tuple(cell.server_args()),
-            )
-            by_nodes.setdefault(key, []).append((cell, repetition))
-        ordered = list(by_nodes.values())
-        shift = (repetition - 1) % len(ordered) if ordered else 0
-        groups.extend(ordered[shift:] + ordered[:shift])
+        cells = [cell for cell in matrix.cells if repetition <= cell.settings.repetitions]
+        groups.extend(rotated_groups(cells, repetition))
     return groups
+
+
+def _node_key(cell: Cell) -> tuple[Any, ...]:
+    """What cells must agree on to share one set of nodes (and one private Redis)."""
+    return (
+        cell.scheme,
+        cell.topology,
+        cell.nodes,
+        cell.settings.balancer,
+        cell.settings.equal_load,
+        cell.settings.store_delay_ms,
+        cell.settings.fault,
+        cell.settings.persistence,
+        cell.settings.introspect_cache_s,
+        cell.settings.jwks_cooldown_s,
+        tuple(cell.server_args()),
+    )
+
+
+def rotated_groups(cells: list[Cell], repetition: int) -> list[list[tuple[Cell, int]]]:
+    """One repetition of the cells, grouped by the nodes they can share, starting
+    repetition - 1 groups along."""
+    by_nodes: dict[tuple[Any, ...], list[tuple[Cell, int]]] = {}
+    for cell in cells:
+        by_nodes.setdefault(_node_key(cell), []).append((cell, repetition))
+    ordered = list(by_nodes.values())
+    shift = (repetition - 1) % len(ordered) if ordered else 0
+    return ordered[shift:] + ordered[:shift]
 
 
 def _cell_status(cell_dir: Path) -> str | None:
@@ -370,12 +379,7 @@ def run_extra_round(run: Run, cells: list[Cell]) -> int:
     written like any other cell (equal-load cells at the rate the run chose); returns its
     number. The manifest lists the new cells; an interruption keeps what finished."""
     repetition = next_repetition(run, cells)
-    by_nodes: dict[tuple[Any, ...], list[tuple[Cell, int]]] = {}
-    for cell in cells:
-        by_nodes.setdefault((cell.scheme, tuple(cell.server_args())), []).append((cell, repetition))
-    ordered = list(by_nodes.values())
-    shift = (repetition - 1) % len(ordered)
-    groups = ordered[shift:] + ordered[:shift]
+    groups = rotated_groups(cells, repetition)
     fixed = [group for group in groups if not group[0][0].settings.equal_load]
     equal = [group for group in groups if group[0][0].settings.equal_load]
     progress = Progress(len(cells))
