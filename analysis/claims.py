@@ -13,6 +13,7 @@ on its own.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -303,7 +304,7 @@ class Revocation:
         """Every refusal came at the first replay: no delay reached one replay round trip."""
         return (
             self.method == "observed"
-            and self.replay_rtt_ms == self.replay_rtt_ms
+            and not math.isnan(self.replay_rtt_ms)
             and self.longest.value < FIRST_REPLAY_SHARE * self.replay_rtt_ms
         )
 
@@ -317,7 +318,7 @@ class Revocation:
             )
         resolution = (
             f", resolution one replay round trip of {self.replay_rtt_ms:.2f} ms"
-            if self.replay_rtt_ms == self.replay_rtt_ms
+            if not math.isnan(self.replay_rtt_ms)
             else ""
         )
         return (

@@ -133,10 +133,8 @@ def _label(row: pd.Series) -> str:
 
 def _repetitions(run: RunData, metric: str) -> dict[tuple[object, ...], dict[int, float]]:
     """Each usable cell's value per repetition, keyed like the summary rows."""
-    usable = run.cells[(run.cells["status"] == "complete") & ~run.cells["saturated"]]
-    usable = usable[~usable["late"]]
     found: dict[tuple[object, ...], dict[int, float]] = {}
-    for _, row in usable.iterrows():
+    for _, row in run.usable_cells().iterrows():
         value = row[metric]
         if value == value and value is not None:
             found.setdefault(_key(row, MATCH_KEY), {})[int(row["repetition"])] = float(value)
@@ -436,10 +434,13 @@ def _md(cell: str) -> str:
     return cell.replace("|", "\\|")
 
 
-def write_comparison(before: RunData, after: RunData, out: Path) -> list[Path]:
-    """comparison.md, comparison.html and the chart in ``out``."""
+def write_comparison(
+    before: RunData, after: RunData, out: Path, comparison: Comparison | None = None
+) -> list[Path]:
+    """comparison.md, comparison.html and the chart in ``out`` (of ``comparison`` when the
+    caller has already compared the runs)."""
     out.mkdir(parents=True, exist_ok=True)
-    comparison = compare_runs(before, after)
+    comparison = comparison or compare_runs(before, after)
     rows = comparison_rows(comparison)
     title = f"authbench compare: {before.run_id} (A) → {after.run_id} (B)"
     chart = _chart(comparison, before, after, out)

@@ -141,8 +141,8 @@ def _planted_arm(run: RunData, scheme: str, cost: int) -> tuple[float, Figure, V
 
 def write_selftest(before: RunData, after: RunData, out: Path) -> tuple[SelfTest, list[Path]]:
     """selftest.md and selftest.html (with the full comparison beside them) in ``out``."""
-    result, _ = judge_selftest(before, after)
-    paths = write_comparison(before, after, out)
+    result, comparison = judge_selftest(before, after)
+    paths = write_comparison(before, after, out, comparison)
     title = f"authbench self-test: {before.run_id} (A) → {after.run_id} (B, planted)"
     lines = result.lines()
     md = out / "selftest.md"

@@ -113,11 +113,15 @@ class RunData:
         """The metric and whether its cell was saturated or late: for display, marked."""
         return self._one(metric, False, **axes)
 
+    def usable_cells(self) -> pd.DataFrame:
+        """Rows of complete cells that were neither saturated nor late: what verdicts use."""
+        done = self.cells["status"] == "complete"
+        return self.cells[done & ~self.cells["saturated"] & ~self.cells["late"]]
+
     def repetitions(self, metric: str, **axes: Any) -> dict[int, float]:
         """A usable cell's value per repetition (the largest user count when several match)."""
         axes = {**HEADLINE_DEFAULTS, **axes}
-        rows = self.cells[(self.cells["status"] == "complete") & ~self.cells["saturated"]]
-        rows = rows[~rows["late"]]
+        rows = self.usable_cells()
         for axis, value in axes.items():
             rows = rows[rows[axis] == value]
         if rows.empty:
