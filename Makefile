@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+AB := $(VENV)/bin/authbench
 READY := $(VENV)/.ready
 SCHEME ?= jwt
 ALG ?=
@@ -12,7 +13,9 @@ RUN ?= latest
 PLANT ?= jwt-HS256=60
 UNTIL ?=
 BUDGET ?= 900
-WORKLOAD ?= workloads/example.toml
+WORKLOAD ?= example
+CLASS ?= ReadUser
+FAIL_ON ?=
 REPLICAS ?= 2
 WORKERS ?= 2
 TARGET ?= http://nginx:80
@@ -37,47 +40,37 @@ test: $(READY) ## run the test suite (real servers, real Redis)
 	$(PY) -m pytest
 
 bench: $(READY) ## run the quick matrix (about 9-10 min) and report it; UNTIL=decided [BUDGET=900] repeats what is undecided
-	@case "$(UNTIL)" in ""|decided) ;; *) echo "make bench: UNTIL=$(UNTIL): the only choice is UNTIL=decided" >&2; exit 2;; esac; \
-	status=0; $(PY) -m loadtests run --matrix $(MATRIX) || status=$$?; \
-	if [ "$(UNTIL)" = decided ] && [ $$status -eq 0 ]; then \
-		$(PY) -m analysis until-decided latest --budget-s $(BUDGET) || status=$$?; fi; \
-	if [ $$status -eq 0 ] || [ $$status -eq 1 ]; then $(PY) -m analysis report latest || status=$$?; fi; \
-	exit $$status
+	$(AB) run --matrix $(MATRIX) $(if $(UNTIL),--until $(UNTIL) --budget-s $(BUDGET)) $(if $(FAIL_ON),--fail-on '$(FAIL_ON)')
 
 bench-full: $(READY) ## run the full matrix (every scenario, 1/2/4 nodes, 3 repetitions) and report
 	@$(MAKE) --no-print-directory bench MATRIX=full
 
 resume: $(READY) ## finish an interrupted run (failed cells too) and report it: make resume RUN=<run-id>
-	@status=0; $(PY) -m loadtests run --resume $(RUN) || status=$$?; \
-	if [ $$status -eq 0 ] || [ $$status -eq 1 ]; then $(PY) -m analysis report $(RUN) || status=$$?; fi; \
-	exit $$status
+	$(AB) run --resume $(RUN)
 
-report: $(READY) ## rebuild a run's figures and report from its raw files: make report RUN=<run-id>
-	$(PY) -m analysis report $(RUN)
+report: $(READY) ## rebuild a run's figures, report and summary.json from its raw files: make report RUN=<run-id>
+	$(AB) report $(RUN)
 
 compare: $(READY) ## two runs side by side: make compare A=<run-id> B=<run-id>
-	$(PY) -m analysis compare $(A) $(B)
+	$(AB) compare $(A) $(B)
 
 decide: $(READY) ## cores and cost per scheme for your workload: make decide WORKLOAD=file.toml [RUN=latest]
-	$(PY) -m analysis decide $(RUN) --workload $(WORKLOAD)
+	$(AB) decide $(RUN) --workload $(WORKLOAD)
 
-selftest: $(READY) ## the statistics on known truths: an A/A pair of runs, one with a planted CPU cost (~8 min)
-	@set -e; \
-	$(PY) -m loadtests run --matrix selftest --no-micro; a=$$(readlink -f results/latest); \
-	$(PY) -m loadtests run --matrix selftest --no-micro --plant $(PLANT); b=$$(readlink -f results/latest); \
-	$(PY) -m analysis selftest $$a $$b
+selftest: $(READY) ## the statistics on known truths: an A/A pair of runs, one with a planted CPU cost (~10 min)
+	$(AB) selftest --plant $(PLANT)
 
 history: $(READY) ## index every run and chart the headline figures across them (results/history/)
-	$(PY) -m analysis history
+	$(AB) history
 
 micro: $(READY) ## print the in-process cost of each primitive (make bench saves it as micro.csv)
-	$(PY) -m loadtests micro
+	$(AB) micro
 
-serve: $(READY) ## run one reference server: make serve SCHEME=jwt ALG=ES256 [PORT=8000]
-	$(PY) -m targets --scheme $(SCHEME) $(if $(ALG),--alg $(ALG)) --port $(PORT)
+serve: $(READY) ## run one reference server: make serve SCHEME=jwt ALG=ES256 [PORT=8000] (session: Redis at REDIS_URL)
+	$(AB) serve --scheme $(SCHEME) $(if $(ALG),--alg $(ALG)) --port $(PORT)
 
-locust: $(READY) ## Locust web UI against a running target: make locust HOST=http://127.0.0.1:8000
-	$(VENV)/bin/locust -f loadtests/locustfile.py --host $(HOST)
+locust: $(READY) ## Locust web UI against a running target: make locust HOST=http://127.0.0.1:8000 [CLASS=ReadUser]
+	$(VENV)/bin/locust -f loadtests/locustfile.py --host $(HOST) $(CLASS)
 
 compose-up: ## system under test in containers: make compose-up SCHEME=jwt ALG=ES256 REPLICAS=3
 	SCHEME=$(SCHEME) ALG=$(ALG) $(COMPOSE) --profile sut up -d --build --scale app=$(REPLICAS)

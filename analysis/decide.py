@@ -13,16 +13,22 @@ from pathlib import Path
 from analysis.cost import cheapest, sizing_table, sizings, unmet_windows
 from analysis.report import WORKLOAD_FILE, write_report
 from analysis.tidy import RunData
-from analysis.workload import load_workload
+from analysis.workload import WorkloadError, load_workload
 
 
 def decide(run: RunData, workload_path: Path) -> str:
-    """Validate the workload, keep a copy with the run, rebuild the report; the console text."""
+    """Validate the workload and size it; only then keep a copy with the run and rebuild the
+    report (a run that cannot size anything is refused with nothing written); the console text."""
     workload = load_workload(workload_path)
-    shutil.copyfile(workload_path, run.run_dir / WORKLOAD_FILE)
-    html_path, _ = write_report(run)
     rows = sizings(run, workload)
+    if not rows:
+        raise WorkloadError(
+            f"{run.run_dir}: no scheme has the single-node read figures sizing needs "
+            "(a run of the quick or full matrix has them)"
+        )
     _, verdict = cheapest(rows)
     verdict = "\n".join([*unmet_windows(rows, workload), verdict])
     table = sizing_table(rows, workload).drop(columns=["notes"]).to_string(index=False)
-    return f"{table}\n\n{verdict}\nreport: {html_path}"
+    shutil.copyfile(workload_path, run.run_dir / WORKLOAD_FILE)
+    write_report(run)
+    return f"{table}\n\n{verdict}\nreport: {run.run_dir / 'report.html'}"

@@ -36,6 +36,11 @@ HEADERS = [
 ]
 
 
+def not_measured(matrix: str) -> str:
+    """A figure this run did not measure, with the shipped matrix that measures it."""
+    return f"not measured (matrix {matrix})"
+
+
 @dataclass(frozen=True)
 class DecisionRow:
     """One scheme's line of the decision table."""
@@ -67,15 +72,16 @@ def _at(figure: str, operating_point: str) -> str:
     return f"{figure} at {operating_point}"
 
 
-def _equal_axes(run: RunData) -> dict[str, Any]:
+def equal_axes(run: RunData) -> dict[str, Any]:
+    """The equal-load read cells' axes (rate None when the run has none)."""
     return {"scenario": "read", "topology": "single", "model": "open",
             "rate": run.equal_load_rate("read")}  # fmt: skip
 
 
 def _equal_load(run: RunData, scheme: str) -> str:
-    axes = _equal_axes(run)
+    axes = equal_axes(run)
     if axes["rate"] is None:
-        return "not measured"
+        return not_measured("quick")
     cpu = shown(run, "server_cpu_us_per_req", 0, "µs CPU", scheme=scheme, **axes)
     rate = f"{axes['rate']:g} req/s"
     return (
@@ -87,7 +93,7 @@ def _equal_load(run: RunData, scheme: str) -> str:
 def _saturation(run: RunData, scheme: str) -> str:
     axes = {"scheme": scheme, "scenario": "read", "topology": "single"}
     if run.get_flagged("rps", **axes) is None:
-        return "not measured"
+        return not_measured("quick")
     return (
         f"{shown(run, 'rps', 0, 'req/s', **axes)}; "
         f"{_at(shown(run, 'server_cpu_us_per_req', 0, 'µs CPU', **axes), 'saturation')}; "
@@ -114,14 +120,14 @@ def capacity_text(row: Any, per_core: bool, detail: str = "") -> str:
 
 def _capacity(run: RunData, scheme: str) -> str:
     if run.capacity.empty:
-        return "not measured"
+        return not_measured("quick")
     rows = run.capacity[
         (run.capacity["scheme"] == scheme)
         & (run.capacity["scenario"] == "read")
         & (run.capacity["topology"] == "single")
     ]
     if rows.empty:
-        return "not measured"
+        return not_measured("quick")
     row = rows.iloc[0]
     detail = f"p99 ≤ {row['slo_p99_ms']:g} ms; stopped by {row['bound']}"
     return capacity_text(row, per_core=True, detail=detail)
@@ -132,7 +138,7 @@ def _store(run: RunData, scheme: str) -> str:
         return "no store"
     found = run.get_flagged("redis_cmds_per_req", scheme=scheme, scenario="read")
     if found is None:
-        return "not measured"
+        return not_measured("quick")
     text = f"{found[0].value:.1f} cmd/request"
     for scenario in ("read", "login"):
         memory = run.get_flagged("redis_bytes_per_session", scheme=scheme, scenario=scenario)
@@ -148,7 +154,7 @@ def _revocation(run: RunData, scheme: str) -> str:
     delay = run.get_flagged("revocation_delay_ms", scheme=scheme, scenario="revocation")
     longest = run.get_flagged("max_ms", scheme=scheme, scenario="revocation")
     if delay is None or longest is None:
-        return "not measured"
+        return not_measured("quick")
     rows = run.headline(scheme=scheme, scenario="revocation")
     method = rows.iloc[0]["revocation_method"]
     ttl = rows.iloc[0]["access_ttl"]
@@ -164,7 +170,7 @@ def _multi(run: RunData, scheme: str) -> str:
     multi = run.matching(scheme=scheme, scenario="read", topology="multi")
     single = run.get("server_cpu_us_per_req", scheme=scheme, scenario="read", topology="single")
     if multi.empty or single is None:
-        return "not measured"
+        return not_measured("full")
     parts = []
     for _, row in multi.sort_values("nodes").iterrows():
         ratio = row["server_cpu_us_per_req"].value / single.value
@@ -174,7 +180,7 @@ def _multi(run: RunData, scheme: str) -> str:
 
 def _overhead(run: RunData, scheme: str) -> Estimate | None:
     """CPU per request over none at equal load: paired by repetition, else combined intervals."""
-    axes = _equal_axes(run)
+    axes = equal_axes(run)
     own = run.get("server_cpu_us_per_req", scheme=scheme, **axes)
     base = run.get("server_cpu_us_per_req", scheme="none", **axes)
     if own is None or base is None:
@@ -187,7 +193,7 @@ def _overhead(run: RunData, scheme: str) -> Estimate | None:
 
 def _rank(run: RunData, schemes: list[str]) -> dict[str, str]:
     """'cheapest'/'most expensive' hot path, only where the interval separates from every other."""
-    axes = _equal_axes(run)
+    axes = equal_axes(run)
     costs = {
         s: e
         for s in schemes
@@ -211,7 +217,7 @@ def _verdict(run: RunData, scheme: str, rank: dict[str, str]) -> str:
     if extra is None:
         parts.append("CPU over none at equal load not measured")
     elif extra.has_interval and (extra.low > 0 or extra.high < 0):
-        rate = _equal_axes(run)["rate"]
+        rate = equal_axes(run)["rate"]
         parts.append(f"{extra.text(0, 'µs')} CPU/request over none at {rate:g} req/s (equal load)")
     else:
         shown = extra.text(0, "µs") if extra.has_interval else "no interval"

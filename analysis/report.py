@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from analysis.charts import Chart, draw_all
-from analysis.claims import Claim, check_claims
+from analysis.claims import NOT_MEASURED, Claim, check_claims, measured_by
 from analysis.cost import cheapest, sizing_table, sizings, unmet_windows
 from analysis.decision import HEADERS, capacity_text, decision_rows
 from analysis.microservices import microservices_section
 from analysis.resilience import Section, resilience_section
 from analysis.stats import MIN_TAIL_REQUESTS
+from analysis.summary import write_summary
+from analysis.thresholds import Check, check_thresholds
 from analysis.tidy import RunData
 from analysis.ttl_chart import ttl_chart
 from analysis.verdicts import margins_from
@@ -56,6 +58,32 @@ class Report:
     resilience: Section | None = None
     microservices: Section | None = None
     warnings: list[str] = field(default_factory=list)
+    thresholds: list[Check] = field(default_factory=list)
+
+    def answer(self) -> list[str]:
+        """The first screen: each claim's verdict in a line, the workload's answer, thresholds."""
+        lines = []
+        for claim in self.claims:
+            where = (
+                f" (matrix {measured_by(claim)} measures it)"
+                if claim.verdict == NOT_MEASURED
+                else ""
+            )
+            lines.append(f"{claim.verdict.upper()}{where}: {claim.claim}")
+        if self.workload:
+            lines.append(f"Your workload: {self.workload.verdict}")
+        else:
+            lines.append(
+                "Your workload: not sized (authbench decide RUN --workload FILE names the "
+                "cheapest scheme that meets it)"
+            )
+        if self.thresholds:
+            broken = [check for check in self.thresholds if not check.passed]
+            lines.append(
+                f"Thresholds: {len(self.thresholds) - len(broken)} of {len(self.thresholds)} held"
+                + "".join(f"; VIOLATED {check.rule}" for check in broken)
+            )
+        return lines
 
 
 @dataclass
@@ -215,11 +243,11 @@ def methodology(run: RunData) -> list[tuple[str, str]]:
         ("capacity search", _search_text(run)),
         ("calibration", _calibration_text(run)),
         ("Redis", str(m.get("redis"))),
-        ("load balancing", str(m.get("load_balancing"))),
+        ("load balancing", ", ".join(m.get("load_balancing") or []) or "none (single node)"),
         (
             "raw data",
             "every figure is derived from cells/*/ (hdr.json, samples.csv, cell.json, "
-            "window.json) and micro.csv by `python -m analysis report`",
+            "window.json) and micro.csv by `authbench report`",
         ),
     ]
 
@@ -322,16 +350,21 @@ def capacity_table(run: RunData) -> list[list[str]]:
     return rows
 
 
-def build_report(run: RunData, figures_dir: Path) -> Report:
-    """Everything the report shows, with the charts drawn into figures_dir."""
+def build_report(
+    run: RunData, figures_dir: Path, rules: list[str] | None = None, baseline: RunData | None = None
+) -> Report:
+    """Everything the report shows, with the charts drawn into figures_dir; ``rules`` are
+    thresholds beyond the matrix's own, ``baseline`` a run no figure may be worse than."""
     section, workload = workload_section(run)
     charts = draw_all(run, figures_dir)
     tradeoff = ttl_chart(run, figures_dir, workload)
+    claims = check_claims(run)
+    all_rules = [*run.manifest.get("thresholds", []), *(rules or [])]
     return Report(
         run=run,
         title=f"authbench report: {run.run_id}",
         decision=[row.cells for row in decision_rows(run)],
-        claims=check_claims(run),
+        claims=claims,
         capacity=capacity_table(run),
         charts=[*charts, tradeoff] if tradeoff else charts,
         methodology=methodology(run),
@@ -339,6 +372,7 @@ def build_report(run: RunData, figures_dir: Path) -> Report:
         resilience=resilience_section(run, figures_dir),
         microservices=microservices_section(run, figures_dir),
         warnings=warnings(run),
+        thresholds=check_thresholds(run, all_rules, claims, baseline),
     )
 
 
@@ -392,6 +426,9 @@ def render_html(report: Report) -> str:
         f"<h1>{e(report.title)}</h1>",
         f"<p class='sub'>Server-side sessions or JWTs, and which signing algorithm? "
         f"Measured on {e(str(report.run.manifest.get('environment', {}).get('cpu_model')))}.</p>",
+        "<h2 id='answer'>Answer</h2><ul id='answer-list'>",
+        *[f"<li>{e(line)}</li>" for line in report.answer()],
+        "</ul>",
         "<h2 id='decision'>Decision table</h2>",
         _html_table(HEADERS, report.decision, "decision-table"),
         f"<p class='sub'>{e(DECISION_NOTE)}</p>",
@@ -428,6 +465,9 @@ def render_html(report: Report) -> str:
     parts += [_html_figure(chart) for chart in report.charts]
     parts.append("<h2 id='methodology'>Methodology and environment</h2>")
     parts.append(_html_table(["", ""], [list(pair) for pair in report.methodology], "method"))
+    if report.thresholds:
+        parts.append("<h2 id='thresholds'>Thresholds</h2><ul>")
+        parts += [f"<li>{e(check.line())}</li>" for check in report.thresholds] + ["</ul>"]
     parts.append("<h2 id='warnings'>Warnings</h2>")
     if report.warnings:
         parts.append(
@@ -476,6 +516,10 @@ def render_markdown(report: Report, report_dir: Path) -> str:
     parts = [
         f"# {report.title}",
         "",
+        "## Answer",
+        "",
+        *[f"- {line}" for line in report.answer()],
+        "",
         "## Decision table",
         "",
         _md_table(HEADERS, report.decision),
@@ -508,16 +552,20 @@ def render_markdown(report: Report, report_dir: Path) -> str:
     for chart in report.charts:
         parts += _md_figure(chart, report_dir)
     parts += ["## Methodology and environment", "", _md_table(["", ""], report.methodology), ""]
+    if report.thresholds:
+        parts += ["## Thresholds", "", *[f"- {check.line()}" for check in report.thresholds], ""]
     parts += ["## Warnings", ""]
     parts += [f"- {w}" for w in report.warnings] or ["None."]
     return "\n".join(parts) + "\n"
 
 
-def write_report(run: RunData) -> tuple[Path, Path]:
-    """(Re)build figures/, report.html and report.md in the run folder."""
-    report = build_report(run, run.run_dir / "figures")
-    html_path = run.run_dir / "report.html"
-    md_path = run.run_dir / "report.md"
-    html_path.write_text(render_html(report))
-    md_path.write_text(render_markdown(report, run.run_dir))
-    return html_path, md_path
+def write_report(
+    run: RunData, rules: list[str] | None = None, baseline: RunData | None = None
+) -> Report:
+    """(Re)build figures/, report.html, report.md, summary.json and summary.md in the run
+    folder; the Report returned holds the threshold checks that set the exit code."""
+    report = build_report(run, run.run_dir / "figures", rules, baseline)
+    (run.run_dir / "report.html").write_text(render_html(report))
+    (run.run_dir / "report.md").write_text(render_markdown(report, run.run_dir))
+    write_summary(report)
+    return report

@@ -205,7 +205,7 @@ def when_redis_down(run: RunData, scheme: str) -> str:
     cells = run.complete()
     outage = cells[(cells["fault"] == "redis-outage") & (cells["scheme"] == scheme)]
     if outage.empty:
-        return "not needed" if scheme == "none" else "not measured"
+        return "not needed" if scheme == "none" else "not measured (matrix faults)"
     parts = []
     for persistence, rows in outage.groupby("persistence", sort=True):
         share = _values(rows, "ok_share_during_fault", ".0%")

@@ -3,7 +3,8 @@
 ``[workload]`` holds ``reads_per_s`` (required) and optionally ``logins_per_s``,
 ``active_users``, ``access_ttl_s`` or ``refreshes_per_s``, ``nodes``, ``store_delay_ms``,
 ``max_revocation_window_s``, ``headroom`` and ``price_per_core_hour``;
-``workloads/example.toml`` explains each. Any problem is one line naming the file and the key.
+the shipped ``analysis/workloads/example.toml`` (``--workload example``) explains each. Any
+problem is one line naming the file and the key.
 """
 
 from __future__ import annotations
@@ -14,9 +15,23 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+WORKLOADS_DIR = Path(__file__).with_name("workloads")
+
 
 class WorkloadError(Exception):
     """The workload file cannot be used; the message is one line for the user."""
+
+
+def resolve_workload(name_or_path: str) -> Path:
+    """A workload file by path, or a shipped one by name (``example``)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    shipped = WORKLOADS_DIR / f"{name_or_path}.toml"
+    if not path.suffix and shipped.is_file():
+        return shipped
+    names = ", ".join(sorted(p.stem for p in WORKLOADS_DIR.glob("*.toml")))
+    raise WorkloadError(f"{name_or_path}: no such workload file (shipped: {names})")
 
 
 @dataclass(frozen=True)

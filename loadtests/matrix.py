@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtests.schedule import ARRIVALS
+from loadtests.thresholds import ThresholdError, parse_threshold
 from targets.settings import ALGORITHMS
 
 MATRICES_DIR = Path(__file__).parent / "matrices"
@@ -41,7 +42,7 @@ SCHEME_CHOICES = (
 )  # fmt: skip
 TOP_LEVEL_KEYS = (
     "description", "defaults", "cells", "generator_ceiling_rps", "capacity", "include",
-    "margins", "equal_load_rate", "selftest", "primary",
+    "margins", "equal_load_rate", "selftest", "primary", "thresholds",
 )  # fmt: skip
 # The comparison families a run may repeat until decided (``until-decided``): the seed's claims
 # on per-request latency (sessions vs JWTs at equal load) and on CPU (HMAC vs asymmetric).
@@ -319,6 +320,7 @@ class Matrix:
     equal_load_rate: float | None = None  # None: chosen from the run's capacities ("auto")
     selftest: bool = False  # only a self-test matrix may plant a known cost
     primary: tuple[str, ...] = PRIMARY_COMPARISONS  # what until-decided repeats until decided
+    thresholds: tuple[str, ...] = ()  # rules the finished run must meet (loadtests.thresholds)
 
 
 def _fail(source: str, key: str, problem: str) -> MatrixError:
@@ -597,7 +599,27 @@ def parse_matrix(data: dict[str, Any], source: str, name: str) -> Matrix:
         None if equal_rate == "auto" else equal_rate,
         selftest,
         tuple(primary),
+        _thresholds(source, data.get("thresholds", {})),
     )
+
+
+def _thresholds(source: str, table: Any) -> tuple[str, ...]:
+    """``[thresholds] fail_on = ["p99_ms@equal_load<10", ...]``: each rule parsed now, so a
+    typo is refused before the run starts."""
+    if not isinstance(table, dict):
+        raise _fail(source, "thresholds", "must be a table")
+    _check_keys(source, "thresholds.", table, ("fail_on",))
+    if "fail_on" not in table:
+        return ()
+    rules = _as_list(source, "thresholds.fail_on", table["fail_on"])
+    for rule in rules:
+        if not isinstance(rule, str):
+            raise _fail(source, "thresholds.fail_on", f"{rule!r} is not a string")
+        try:
+            parse_threshold(rule)
+        except ThresholdError as exc:
+            raise _fail(source, "thresholds.fail_on", str(exc)) from None
+    return tuple(rules)
 
 
 def _margins(source: str, table: Any) -> dict[str, dict[str, float]]:

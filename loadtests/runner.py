@@ -171,6 +171,7 @@ def new_run(matrix_arg: str, results_root: Path, plant: tuple[str, int] | None =
         },
         "margins": matrix.margins,
         "primary": list(matrix.primary),
+        "thresholds": list(matrix.thresholds),
         "order": ORDER,
         "planted": {"scheme": plant[0], "cost_us": plant[1]} if plant else None,
         "pinning": cpus.describe(),

@@ -18,7 +18,7 @@ from targets.jwks_cache import JwksUnavailable
 from targets.jwt_keys import KeysFolderError
 from targets.settings import ServerSettings, SettingsError, parse_settings
 
-PROG = "authbench-target"
+PROG = "authbench serve"
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -42,10 +42,10 @@ def bind(settings: ServerSettings) -> socket.socket:
     return sock
 
 
-def main() -> None:
-    """Entry point."""
+def main(argv: list[str] | None = None) -> None:
+    """Entry point (``authbench serve`` passes its arguments); Ctrl-C stops it quietly."""
     try:
-        settings = parse_settings()
+        settings = parse_settings(argv)
     except SettingsError as exc:
         fail(str(exc))
     sock = bind(settings)
@@ -60,7 +60,10 @@ def main() -> None:
         server_header=False,
         timeout_graceful_shutdown=2,
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    except KeyboardInterrupt:  # a second Ctrl-C during the graceful shutdown
+        sys.exit(130)
 
 
 if __name__ == "__main__":

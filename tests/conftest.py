@@ -74,10 +74,10 @@ def start_target(redis_url: str, tmp_path: Path) -> Iterator[StartTarget]:
 def run_matrix(
     matrix: Path, out: Path, env: dict[str, str] | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
-    """``python -m loadtests run`` on a matrix file, without the micro benchmark."""
+    """``authbench run`` on a matrix file, without the micro benchmark."""
     return subprocess.run(
-        [sys.executable, "-m", "loadtests", "run", "--matrix", str(matrix), "--out", str(out),
-         "--no-micro"],
+        [sys.executable, "-m", "authbench", "--results", str(out), "run", "--matrix", str(matrix),
+         "--no-micro", "--no-report"],
         capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
     )  # fmt: skip
 

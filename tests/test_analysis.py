@@ -26,9 +26,9 @@ FIXTURE = Path(__file__).parent / "data" / "run-fixture"
 
 
 def analysis_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    """``python -m analysis`` with the given arguments."""
+    """``authbench`` with the given arguments."""
     return subprocess.run(
-        [sys.executable, "-m", "analysis", *args], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "authbench", *args], capture_output=True, text=True, timeout=120
     )
 
 
@@ -199,7 +199,8 @@ def test_capacity_is_the_highest_probe_that_held_the_slo() -> None:
 
 
 def test_report_has_its_sections_in_order_and_every_image(run_copy: Path) -> None:
-    html_path, md_path = write_report(load_run(run_copy))
+    write_report(load_run(run_copy))
+    html_path, md_path = run_copy / "report.html", run_copy / "report.md"
     page = html_path.read_text()
     sections = ("decision", "decision-table", "claims", "capacity", "charts", "methodology",
                 "warnings")  # fmt: skip

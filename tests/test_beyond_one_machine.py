@@ -128,7 +128,7 @@ def test_two_workers_merge_exactly_and_collect_into_a_run_folder(
     assert (row["scheme"], row["status"]) == ("jwt-HS256", "complete")
     assert int(row["requests"]) == generators["merged_requests"]
     report = subprocess.run(
-        [sys.executable, "-m", "analysis", "report", str(run_dir)],
+        [sys.executable, "-m", "authbench", "report", str(run_dir)],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert report.returncode == 0, report.stderr

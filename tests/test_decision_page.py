@@ -21,7 +21,7 @@ from analysis.tidy import load_run
 from analysis.workload import Workload, WorkloadError, load_workload
 
 FIXTURE = Path(__file__).parent / "data" / "run-fixture"
-EXAMPLE = Path(__file__).parent.parent / "workloads" / "example.toml"
+EXAMPLE = Path(__file__).parent.parent / "analysis" / "workloads" / "example.toml"
 WORKLOAD = """
 [workload]
 reads_per_s = 2000
@@ -37,7 +37,7 @@ price_per_core_hour = 0.05
 
 def analysis_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "analysis", *args], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "authbench", *args], capture_output=True, text=True, timeout=120
     )
 
 
@@ -208,7 +208,8 @@ def test_history_flags_a_planted_regression_but_not_a_slower_machine(tmp_path: P
 def test_report_with_a_workload_draws_the_tradeoff_from_the_run_alone(tmp_path: Path) -> None:
     run_copy = Path(shutil.copytree(FIXTURE, tmp_path / "run"))
     shutil.copyfile(EXAMPLE, run_copy / "workload.toml")
-    html_path, _ = write_report(load_run(run_copy))
+    write_report(load_run(run_copy))
+    html_path = run_copy / "report.html"
     page = html_path.read_text()
     assert page.index("id='workload'") < page.index("id='charts'")
     assert "Access-TTL trade-off" in page

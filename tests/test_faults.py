@@ -150,7 +150,7 @@ def test_validation_under_load_classifies_every_kind_correctly(fault_run: Path) 
 
 def test_the_report_carries_the_resilience_section(fault_run: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "analysis", "report", str(fault_run)],
+        [sys.executable, "-m", "authbench", "report", str(fault_run)],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -172,8 +172,8 @@ def test_a_frozen_redis_is_resumed_when_the_run_is_interrupted(tmp_path: Path) -
         "fault_at_s = 0.5\nfault_s = 25\n"
     )
     process = subprocess.Popen(
-        [sys.executable, "-m", "loadtests", "run", "--matrix", str(matrix),
-         "--out", str(tmp_path / "results"), "--no-micro"],
+        [sys.executable, "-m", "authbench", "--results", str(tmp_path / "results"), "run",
+         "--matrix", str(matrix), "--no-micro", "--no-report"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
         env={**os.environ, **NO_REDIS_URL},
     )  # fmt: skip

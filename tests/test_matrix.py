@@ -144,7 +144,7 @@ def test_runner_refuses_a_bad_matrix_before_starting_anything(tmp_path: Path) ->
     path = write(tmp_path, GOOD_GROUP.replace('"none"', '"cookies"'))
     out = tmp_path / "results"
     result = subprocess.run(
-        [sys.executable, "-m", "loadtests", "run", "--matrix", str(path), "--out", str(out)],
+        [sys.executable, "-m", "authbench", "--results", str(out), "run", "--matrix", str(path)],
         capture_output=True,
         text=True,
         timeout=60,

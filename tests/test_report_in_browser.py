@@ -49,7 +49,8 @@ def chromium(profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_report_opens_from_disk_with_every_image_and_the_decision_table(tmp_path: Path) -> None:
     run_dir = Path(shutil.copytree(FIXTURE, tmp_path / "run"))
-    html_path, _ = write_report(load_run(run_dir))
+    write_report(load_run(run_dir))
+    html_path = run_dir / "report.html"
     probe = html_path.with_name("report-probe.html")
     probe.write_text(html_path.read_text().replace("</body>", PROBE + "</body>"))
 

@@ -55,8 +55,8 @@ def write_matrix(
 
 def runner(matrix_or_resume: list[str], out: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "loadtests", "run", *matrix_or_resume, "--out", str(out),
-         "--no-micro"],
+        [sys.executable, "-m", "authbench", "--results", str(out), "run", *matrix_or_resume,
+         "--no-micro", "--no-report"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

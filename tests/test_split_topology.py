@@ -107,7 +107,7 @@ def test_a_kid_flood_stays_within_one_fetch_per_cooldown(split_run: Path) -> Non
 
 def test_the_report_carries_the_microservices_section(split_run: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "analysis", "report", str(split_run)],
+        [sys.executable, "-m", "authbench", "report", str(split_run)],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr

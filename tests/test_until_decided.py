@@ -45,7 +45,7 @@ def test_until_decided_repeats_only_the_undecided_cells_and_records_its_looks(
     assert done.returncode == 0, done.stderr
     run_dir = (out / "latest").resolve()
     adaptive = subprocess.run(
-        [sys.executable, "-m", "analysis", "--results", str(out), "until-decided", "latest",
+        [sys.executable, "-m", "authbench", "--results", str(out), "until-decided", "latest",
          "--budget-s", "25"],
         capture_output=True, text=True, timeout=240,
     )  # fmt: skip
@@ -65,7 +65,7 @@ def test_until_decided_repeats_only_the_undecided_cells_and_records_its_looks(
     else:
         assert not extra
     again = subprocess.run(
-        [sys.executable, "-m", "analysis", "--results", str(out), "until-decided", "latest"],
+        [sys.executable, "-m", "authbench", "--results", str(out), "until-decided", "latest"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert again.returncode == 2 and "already decided adaptively once" in again.stderr
