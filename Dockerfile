@@ -4,11 +4,13 @@
 ARG BASE_IMAGE=python:3.11-slim
 FROM ${BASE_IMAGE}
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
+COPY authbench authbench
 COPY targets targets
 COPY loadtests loadtests
 COPY analysis analysis
-RUN python3 -m venv /opt/authbench && /opt/authbench/bin/pip install --no-cache-dir --quiet .
+RUN python3 -m venv /opt/authbench && /opt/authbench/bin/pip install --no-cache-dir --quiet . \
+    && mkdir -p /keys
 ENV PATH=/opt/authbench/bin:$PATH \
     AUTHBENCH_HOST=0.0.0.0 \
     AUTHBENCH_PORT=8000 \

@@ -76,6 +76,7 @@ compose-up: ## system under test in containers: make compose-up SCHEME=jwt ALG=E
 	SCHEME=$(SCHEME) ALG=$(ALG) $(COMPOSE) --profile sut up -d --build --scale app=$(REPLICAS)
 
 compose-bench: $(READY) ## distributed Locust (master + WORKERS) against the compose SUT; results/compose/
+	rm -rf results/compose  # the last load run's parts: collected already, never merged into this one
 	TARGET=$(TARGET) WORKERS=$(WORKERS) $(COMPOSE) --profile loadgen up --build \
 		--scale locust-worker=$(WORKERS) \
 		--abort-on-container-exit --exit-code-from locust-master locust-master locust-worker

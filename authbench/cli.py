@@ -158,6 +158,8 @@ def command_history(args: argparse.Namespace) -> int:
     """Index the runs and chart headline figures across them."""
     from analysis.history import write_history
 
+    if not args.results.is_dir():
+        raise UsageError(f"--results {args.results}: no such folder (no run has been made there)")
     flagged, paths = write_history(args.results)
     for change in flagged:
         print(f"{change.kind}: {change.scheme} {change.before.run_id} → {change.after.run_id}")

@@ -53,6 +53,21 @@ def search_done(run: Run, cell: Cell, round_number: int = 1) -> bool:
     return _record(run, cell, round_number).get("status") == "complete"
 
 
+EXPECTED_PROBES = 4  # what a search has taken in practice (start, steps up, a refinement)
+EXPECTED_PROBE_RPS = 1500  # a probe's rate, for its length (min_requests / rate) before it runs
+PROBE_START_S = 1.0  # a probe's own Locust start and verification
+
+
+def search_seconds(run: Run) -> float:
+    """What one capacity search is expected to take (for the progress line's ETA)."""
+    if not run.matrix.capacity:
+        return 0.0
+    cell = run.matrix.capacity[0]
+    min_requests = run.matrix.search.min_requests if run.matrix.search else 0
+    probe = max(cell.settings.duration_s, min_requests / EXPECTED_PROBE_RPS)
+    return FIRST_PROBE_WARMUP_S + EXPECTED_PROBES * (cell.settings.warmup_s + probe + PROBE_START_S)
+
+
 def rounds(run: Run) -> int:
     """How many searches each capacity cell gets."""
     return run.matrix.search.searches if run.matrix.search else 1
@@ -175,7 +190,8 @@ def _one_round(
 ) -> None:
     progress.begin(
         f"capacity {cell.scheme} {cell.topology}-{cell.nodes} {cell.scenario} "
-        f"search {round_number}/{rounds(run)}"
+        f"search {round_number}/{rounds(run)}",
+        search_seconds(run),
     )
     record = run_search(run, cell, closed_throughput(rows, cell), redis_url, progress, round_number)
     if record["status"] == "complete":

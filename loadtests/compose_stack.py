@@ -34,6 +34,7 @@ import psutil
 from loadtests.cell_metrics import write_metrics
 from loadtests.generator_parts import PARTS_DIR, merge_parts
 from loadtests.http_probe import call
+from loadtests.locust_process import USER_CLASSES
 from loadtests.ports import free_port, wait_for_port
 from loadtests.processes import stop_on_sigterm_like_ctrl_c
 from loadtests.run_folder import (
@@ -178,7 +179,10 @@ def collect(source: Path, results_root: Path, meta: dict[str, Any]) -> Path:
     if merged is None:
         raise ComposeFailed(f"{source}: no generator parts to collect")
     run_dir = create_run_folder(results_root, "compose")
-    cell_id = f"{meta['scheme']}__compose-{meta['replicas']}__read__closed-{meta['users']}u__r1"
+    scenario = meta["scenario"]
+    cell_id = (
+        f"{meta['scheme']}__compose-{meta['replicas']}__{scenario}__closed-{meta['users']}u__r1"
+    )
     cell_dir = run_dir / "cells" / cell_id
     cell_dir.mkdir(parents=True)
     shutil.copytree(source / PARTS_DIR, cell_dir / PARTS_DIR)
@@ -189,7 +193,7 @@ def collect(source: Path, results_root: Path, meta: dict[str, Any]) -> Path:
     scheme, alg = meta["scheme"], meta.get("alg") or ""
     cell = {"scheme": scheme, "alg": alg, "store": "redis" if scheme != "none" else "",
             "denylist": False, "topology": "compose", "nodes": meta["replicas"],
-            "scenario": "read", "users": meta["users"], "model": "closed", "rate": 0.0,
+            "scenario": scenario, "users": meta["users"], "model": "closed", "rate": 0.0,
             "warmup_s": meta["warmup_s"], "duration_s": meta["duration_s"], "repetitions": 1,
             "population": meta["population"], "kdf_iterations": meta["kdf_iterations"],
             "access_ttl": 300, "generator_processes": meta["workers"], "balancer": "nginx",
@@ -249,8 +253,8 @@ def compose_test(results_root: Path) -> dict[str, Any]:
         answered = nodes_answering(url)
         replica_cpu = {name: round(after[name] - before.get(name, 0.0), 2) for name in after}
     run_dir = collect(source, results_root, {
-        "scheme": "session-redis", "replicas": REPLICAS, "workers": WORKERS, "users": 8,
-        "warmup_s": 1.0, "duration_s": 4.0, "population": 100, "kdf_iterations": 1000,
+        "scheme": "session-redis", "scenario": "read", "replicas": REPLICAS, "workers": WORKERS,
+        "users": 8, "warmup_s": 1.0, "duration_s": 4.0, "population": 100, "kdf_iterations": 1000,
         "started": started, "images": images or "upstream",
     })  # fmt: skip
     generators = json.loads(next(run_dir.glob("cells/*/generators.json")).read_text())
@@ -317,13 +321,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     stop_on_sigterm_like_ctrl_c()
     results_root = Path(args.results)
+    prog = "compose-bench" if args.command == "collect" else "compose-test"
     try:
         if args.command == "collect":
             print(f"run folder: {collect(Path(args.folder), results_root, _meta_from_env())}")
             return
         figures = compose_test(results_root)
     except (ComposeFailed, OSError, subprocess.SubprocessError) as exc:
-        print(f"compose-test: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
         print("compose-test: interrupted; everything it started was stopped", file=sys.stderr)
@@ -346,8 +351,13 @@ def _meta_from_env() -> dict[str, Any]:
     env = os.environ
     kind, alg = env.get("SCHEME", "jwt"), env.get("ALG", "") or "RS256"
     scheme = {"jwt": f"jwt-{alg}", "session": f"session-{env.get('STORE') or 'redis'}"}
+    scenarios = {user_class: scenario for scenario, user_class in USER_CLASSES.items()}
+    user_class = env.get("SCENARIO") or "ReadUser"
+    if user_class not in scenarios:
+        raise ComposeFailed(f"SCENARIO={user_class!r}: choose from {', '.join(scenarios)}")
     return {
         "scheme": scheme.get(kind, kind), "alg": alg if kind == "jwt" else "",
+        "scenario": scenarios[user_class],
         "replicas": int(env.get("REPLICAS", "2")), "workers": int(env.get("WORKERS", "2")),
         "users": int(env.get("LOCUST_USERS", "64")), "warmup_s": float(env.get("WARMUP_S", "10")),
         "duration_s": float(env.get("DURATION_S", "60")),

@@ -1,7 +1,14 @@
-"""What a run prints: one progress line per cell with its phase and an ETA, then a summary."""
+"""What a run prints: one progress line per cell with its phase and an ETA, then a summary.
+
+On a terminal each line shows the cell's phases as they happen; under CI (``CI`` set) or when
+stdout is not a terminal, a cell's line is printed once, when it ends, without the phases.
+Every line starts with the cells done, the share of the expected work done and the elapsed
+time; the ETA weighs what remains by each cell's window and each capacity search's probes.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Any
@@ -27,36 +34,61 @@ def _duration(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
-class Progress:
-    """Cell counter, phase display and ETA from the average time of finished cells."""
+def interactive() -> bool:
+    """Whether phases may be shown as they happen: a terminal, and not under CI."""
+    return sys.stdout.isatty() and not os.environ.get("CI")
 
-    def __init__(self, total: int, done: int = 0) -> None:
+
+class Progress:
+    """Cell counter, share of the work done, elapsed time and an ETA.
+
+    ``work`` is the expected seconds of every item (cells and capacity searches) in order of
+    their weight units; the ETA scales what remains by how long the finished work really took.
+    """
+
+    def __init__(self, total: int, done: int = 0, work_left: float | None = None) -> None:
         self.total = total
         self.done = done
         self.started = time.monotonic()
-        self.finished_here = 0
+        self.work_left = float(total - done) if work_left is None else work_left
+        self.work_total = self.work_left
+        self.work_done_here = 0.0
+        self.current = 1.0
+        self.live = interactive()
+        self._pending = ""
 
-    def begin(self, label: str) -> None:
-        """Announce the next cell."""
-        position = f"[{self.done + 1:>{len(str(self.total))}}/{self.total}]"
-        self._write(f"{position} {label} ")
+    def begin(self, label: str, work: float = 1.0) -> None:
+        """Announce the next item, with its expected work (seconds, or 1 when unweighted)."""
+        self.current = work
+        share = 1 - self.work_left / self.work_total if self.work_total else 1.0
+        elapsed = _duration(time.monotonic() - self.started)
+        position = f"[{self.done + 1:>{len(str(self.total))}}/{self.total} {share:>4.0%} {elapsed}]"
+        self._pending = f"{position} {label} "
+        if self.live:
+            self._flush()
 
     def phase(self, name: str) -> None:
-        """Show the cell's current phase."""
-        self._write(f"{name}… ")
+        """Show the item's current phase (on a terminal only)."""
+        if self.live:
+            self._write(f"{name}… ")
 
     def end(self, outcome: str) -> None:
-        """Close the cell's line with its outcome and the ETA of the rest."""
+        """Close the item's line with its outcome and the ETA of the rest."""
         self.done += 1
-        self.finished_here += 1
-        remaining = self.total - self.done
-        per_cell = (time.monotonic() - self.started) / self.finished_here
-        eta = f" | ETA {_duration(per_cell * remaining)}" if remaining else ""
-        self._write(f"{outcome}{eta}\n")
+        self.work_left = max(0.0, self.work_left - self.current)
+        self.work_done_here += self.current
+        per_work = (time.monotonic() - self.started) / self.work_done_here
+        eta = f" | ETA {_duration(per_work * self.work_left)}" if self.done < self.total else ""
+        self._pending += f"{outcome}{eta}\n"
+        self._flush()
 
     def note(self, message: str) -> None:
         """A line of its own."""
         self._write(message + "\n")
+
+    def _flush(self) -> None:
+        self._write(self._pending)
+        self._pending = ""
 
     @staticmethod
     def _write(text: str) -> None:

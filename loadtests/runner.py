@@ -24,7 +24,13 @@ import redis
 
 from loadtests.calibration import calibrate
 from loadtests.capacity import capacity_rows, write_capacity
-from loadtests.capacity_search import closed_throughput, rounds, run_searches, search_done
+from loadtests.capacity_search import (
+    closed_throughput,
+    rounds,
+    run_searches,
+    search_done,
+    search_seconds,
+)
 from loadtests.cell_metrics import cell_row, metrics_rows, write_metrics
 from loadtests.cell_run import CpuPlan, Run, expect_results, group_services, run_cell, set_aside
 from loadtests.console import Progress, cell_outcome, summary_table
@@ -246,13 +252,21 @@ def _calibrate(run: Run, when: str, redis_url: str | None, progress: Progress) -
     write_json(run.run_dir / "manifest.json", run.manifest)
 
 
-def _pending(run: Run, groups: list[list[tuple[Cell, int]]]) -> int:
-    return sum(
-        1
+CELL_START_S = 3.0  # starting a cell's Locust (and its services' share), verify included
+
+
+def cell_seconds(cell: Cell) -> float:
+    """What a cell is expected to take: its warm-up and window, and its start."""
+    return cell.settings.warmup_s + cell.settings.duration_s + CELL_START_S
+
+
+def _pending(run: Run, groups: list[list[tuple[Cell, int]]]) -> list[Cell]:
+    return [
+        cell
         for group in groups
         for cell, rep in group
         if _cell_status(run.cells_dir / cell.cell_id(rep)) not in FINISHED
-    )
+    ]
 
 
 def equal_load_key(cell: Cell) -> str:
@@ -330,8 +344,10 @@ def execute(run: Run, with_micro: bool = True) -> list[dict[str, Any]]:
         (cell, number) for cell in run.matrix.capacity for number in range(1, rounds(run) + 1)
     ]
     searches_left = sum(1 for cell, number in searches if not search_done(run, cell, number))
+    pending = _pending(run, groups)
     total = sum(len(group) for group in groups) + len(searches)
-    progress = Progress(total, total - _pending(run, groups) - searches_left)
+    work = sum(map(cell_seconds, pending)) + searches_left * search_seconds(run)
+    progress = Progress(total, total - len(pending) - searches_left, work)
     redis_url = redis_url_from_env()
     try:
         _calibrate(run, "start", redis_url, progress)
@@ -383,7 +399,7 @@ def run_extra_round(run: Run, cells: list[Cell]) -> int:
     groups = rotated_groups(cells, repetition)
     fixed = [group for group in groups if not group[0][0].settings.equal_load]
     equal = [group for group in groups if group[0][0].settings.equal_load]
-    progress = Progress(len(cells))
+    progress = Progress(len(cells), 0, sum(map(cell_seconds, cells)))
     redis_url = redis_url_from_env()
     listed = run.manifest["matrix"]["cells"]
     listed += [{"cell_id": cell.cell_id(rep), **cell.describe()} for g in groups for cell, rep in g]
@@ -429,14 +445,14 @@ def _run_batch(
     try:
         with group_services(run, first, redis_url) as services:
             for cell, rep in pending:
-                progress.begin(_label(cell, rep))
+                progress.begin(_label(cell, rep), cell_seconds(cell))
                 row = run_cell(run, cell, rep, services, progress)
                 progress.end(cell_outcome(row))
     except (TargetFailedToStart, NginxUnavailable, redis.RedisError, OSError) as exc:
         for cell, rep in pending:
             if _cell_status(run.cells_dir / cell.cell_id(rep)) in FINISHED:
                 continue
-            progress.begin(_label(cell, rep))
+            progress.begin(_label(cell, rep), cell_seconds(cell))
             row = _record_failure(run, cell, rep, f"services did not start: {exc}")
             progress.end(cell_outcome(row))
 

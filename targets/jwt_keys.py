@@ -126,12 +126,17 @@ def _parse_key(alg: str, path: Path) -> Any:
 
 
 def _key_files(alg_dir: Path, alg: str) -> list[Path]:
+    """The algorithm's key files; one whose name is not a kid is refused, never skipped (a
+    node that silently ignored a key would stop verifying what its peers sign)."""
     suffix = _expected_suffix(alg)
-    return sorted(
-        path
-        for path in alg_dir.iterdir()
-        if path.suffix == suffix and KID_PATTERN.match(path.stem) and path.is_file()
-    )
+    found = [path for path in alg_dir.iterdir() if path.suffix == suffix and path.is_file()]
+    for path in found:
+        if not KID_PATTERN.match(path.stem):
+            raise KeysFolderError(
+                f"{path}: the file name is not a kid (1-64 letters, digits, '-' or '_'; "
+                "rename or remove it)"
+            )
+    return sorted(found)
 
 
 def load_key_ring(keys_dir: Path, alg: str, rsa_bits: int = 2048) -> KeyRing:

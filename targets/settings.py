@@ -153,7 +153,15 @@ def _build_parser() -> argparse.ArgumentParser:
     add("--host", default="127.0.0.1", help="address to listen on")
     add("--port", type=_bounded_int(1, 65535), default=8000, help="port to listen on")
     add("--node-id", help="name reported by /healthz and /me (default: hostname:port)")
-    add("--keys-dir", help="keys folder shared by the nodes (default: a temporary folder)")
+    add(
+        "--keys-dir",
+        help="keys folder shared by the nodes, which must exist (default: a new temporary folder)",
+    )
+    add(
+        "--create-keys-dir",
+        action="store_true",
+        help="create --keys-dir when it does not exist (a mistyped path is refused without it)",
+    )
     add("--users", type=_bounded_int(1, 1_000_000), default=1000, help="user population size")
     add("--access-ttl", type=_bounded_int(1), default=300, help="access token lifetime, s")
     add("--refresh-ttl", type=_bounded_int(1), default=86400, help="refresh token lifetime, s")
@@ -213,6 +221,18 @@ def _flag_from_env(name: str, text: str) -> bool:
     raise SettingsError(f"{name}={text!r} is not a boolean (use one of {', '.join(TRUE_WORDS)})")
 
 
+def _check_env_value(name: str, text: str, action: argparse.Action) -> None:
+    """An environment value checked like its option, the error naming the variable."""
+    if action.choices is not None and text not in action.choices:
+        choices = ", ".join(map(str, action.choices))
+        raise SettingsError(f"{name}={text!r} is not a choice (choose from {choices})")
+    if callable(action.type):
+        try:
+            action.type(text)
+        except (argparse.ArgumentTypeError, ValueError) as exc:
+            raise SettingsError(f"{name}={text!r}: {exc}") from None
+
+
 def _env_twins(parser: argparse.ArgumentParser) -> list[tuple[str, str, argparse.Action]]:
     twins = []
     for action in parser._actions:
@@ -241,6 +261,7 @@ def _argv_with_env(
             if _flag_from_env(env_name, environ[env_name]):
                 extra.append(option)
         else:
+            _check_env_value(env_name, environ[env_name], action)
             extra.append(f"{option}={environ[env_name]}")
     return extra + list(argv)
 
@@ -262,6 +283,16 @@ def _check_combinations(ns: argparse.Namespace) -> None:
                 raise SettingsError(
                     f"{option} applies only to --scheme session, not to --scheme {ns.scheme}"
                 )
+
+
+def _check_keys_dir(ns: argparse.Namespace) -> None:
+    """A mistyped --keys-dir would silently start fresh keys that no peer shares: refused."""
+    if ns.create_keys_dir and not ns.keys_dir:
+        raise SettingsError("--create-keys-dir needs --keys-dir")
+    if ns.keys_dir and not ns.create_keys_dir and not os.path.isdir(ns.keys_dir):
+        raise SettingsError(
+            f"--keys-dir {ns.keys_dir}: no such folder (add --create-keys-dir to start one)"
+        )
 
 
 def _check_roles(ns: argparse.Namespace) -> None:
@@ -304,6 +335,7 @@ def parse_settings(
     parser = _build_parser()
     ns = parser.parse_args(_argv_with_env(parser, argv, environ))
     _check_combinations(ns)
+    _check_keys_dir(ns)
     _check_roles(ns)
     return ServerSettings(
         scheme=ns.scheme,

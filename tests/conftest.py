@@ -44,6 +44,7 @@ def launch(
 ) -> TargetNode:
     """Start one reference server with test-sized users and KDF cost."""
     sizing = ["--users", str(TEST_USERS), "--kdf-iterations", str(TEST_KDF_ITERATIONS)]
+    keys_dir.mkdir(parents=True, exist_ok=True)
     node = TargetNode([*args, "--keys-dir", str(keys_dir), *sizing], env={"REDIS_URL": redis_url})
     node.start(require_healthy=require_healthy)
     return node

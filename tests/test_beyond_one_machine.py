@@ -162,6 +162,7 @@ def test_the_app_starts_from_the_compose_environment_alone(redis_url: str, tmp_p
     env = {name: default.sub(r"\1", str(value))
            for name, value in compose_services()["app"]["environment"].items()}  # fmt: skip
     port = free_port()
+    (tmp_path / "keys").mkdir()
     env.update(
         AUTHBENCH_HOST="127.0.0.1",
         AUTHBENCH_PORT=str(port),

@@ -204,6 +204,7 @@ def test_validation_catches_a_server_that_does_not_check_signatures(
     tmp_path: Path, private_redis: PrivateRedis
 ) -> None:
     port = free_port()
+    (tmp_path / "keys").mkdir()
     server = subprocess.Popen(
         [sys.executable, "-m", "tests.broken_target", "--scheme", "jwt", "--alg", "HS256",
          "--users", "20", "--kdf-iterations", "1000", "--keys-dir", str(tmp_path / "keys"),
