@@ -23,8 +23,8 @@ from analysis.tidy import RunData
 MIN_CURVE_RATES = 4  # a scheme's curve is drawn from this many distinct rates
 PERCENTILES = (("p50_ms", "p50"), ("p90_ms", "p90"), ("p99_ms", "p99"), ("p999_ms", "p99.9"))
 LATENCY_CAPTION = (
-    "Exact percentiles of successful requests from the HDR histograms of the measured window, "
-    "at saturation (closed model, no wait): here latency is users ÷ throughput (Little's law), "
+    "Exact percentiles of successful requests from the repetitions' merged HDR histograms "
+    "(whiskers: bootstrap 95% interval over repetitions), at saturation (closed model, no wait): here latency is users ÷ throughput (Little's law), "
     "so compare latency on the equal-load chart instead. † marks generator-saturated cells."
 )
 CAPTIONS = {
@@ -34,7 +34,8 @@ CAPTIONS = {
         "Latency at equal load",
         "Open model at one offered rate for every scheme, below each one's capacity: requests "
         "arrive on schedule whatever the latency and each is timed from its intended start "
-        "(no coordinated omission). ‡ marks cells that did not apply the offered load.",
+        "(no coordinated omission); percentiles of the repetitions' merged histograms, whiskers "
+        "their bootstrap 95% interval. ‡ marks cells that did not apply the offered load.",
     ),
     "throughput": (
         "Throughput at saturation",
@@ -137,20 +138,27 @@ def _marked(row) -> str:  # type: ignore[no-untyped-def]
     return f"{row['scheme']}{mark}"
 
 
-def _bars(axis: Axes, rows: list, metric: str, scale: float = 1.0) -> None:  # type: ignore[type-arg]
-    names = [row["scheme"] for row in rows]
+def _whiskers(
+    estimates: list[Estimate], scale: float = 1.0
+) -> tuple[list[float], list[list[float]]]:
+    """Bar heights and their 95% interval as matplotlib's yerr (none where there is none)."""
     values, lows, highs = [], [], []
-    for row in rows:
-        value: Estimate = row[metric]
+    for value in estimates:
         values.append(value.value * scale if not math.isnan(value.value) else 0.0)
         lows.append(max(0.0, (value.value - value.low) * scale) if not math.isnan(value.low) else 0)
         highs.append(
             max(0.0, (value.high - value.value) * scale) if not math.isnan(value.high) else 0
         )
+    return values, [lows, highs]
+
+
+def _bars(axis: Axes, rows: list, metric: str, scale: float = 1.0) -> None:  # type: ignore[type-arg]
+    names = [row["scheme"] for row in rows]
+    values, errors = _whiskers([row[metric] for row in rows], scale)
     axis.bar(
         range(len(rows)),
         values,
-        yerr=[lows, highs],
+        yerr=errors,
         capsize=3,
         color=[colour(n) for n in names],
         edgecolor="black",
@@ -185,11 +193,14 @@ def _percentile_chart(run: RunData, out: Path, rows: list, title: str, name: str
     width = 0.8 / len(PERCENTILES)
     for index, (metric, label) in enumerate(PERCENTILES):
         positions = [i + (index - 1.5) * width for i in range(len(rows))]
-        values = [row[metric].value for row in rows]
+        values, errors = _whiskers([row[metric] for row in rows])
         axis.bar(
             positions,
             values,
             width,
+            yerr=errors,
+            capsize=2,
+            error_kw={"linewidth": 0.7},
             label=label,
             color=[colour(r["scheme"]) for r in rows],
             alpha=0.45 + 0.18 * index,
