@@ -24,8 +24,9 @@ MIN_CURVE_RATES = 4  # a scheme's curve is drawn from this many distinct rates
 PERCENTILES = (("p50_ms", "p50"), ("p90_ms", "p90"), ("p99_ms", "p99"), ("p999_ms", "p99.9"))
 LATENCY_CAPTION = (
     "Exact percentiles of successful requests from the repetitions' merged HDR histograms "
-    "(whiskers: bootstrap 95% interval over repetitions), at saturation (closed model, no wait): here latency is users ÷ throughput (Little's law), "
-    "so compare latency on the equal-load chart instead. † marks generator-saturated cells."
+    "(whiskers: bootstrap 95% interval over repetitions), at saturation (closed model, no "
+    "wait): here latency is users ÷ throughput (Little's law), so compare latency on the "
+    "equal-load chart instead. † marks generator-saturated cells."
 )
 CAPTIONS = {
     "latency_read": ("Latency at saturation: read", LATENCY_CAPTION),

@@ -263,6 +263,25 @@ def cheapest(rows: list[Sizing]) -> tuple[Sizing | None, str]:
     return best, f"{best.label} is cheapest, {margin:.2f} cores below {runner_up.label}"
 
 
+def what_would_change(rows: list[Sizing]) -> str:
+    """What would change the cheapest scheme: the requirement it meets most narrowly, or the
+    next scheme's distance ("" when nothing is eligible)."""
+    best, _ = cheapest(rows)
+    if best is None:
+        return ""
+    if best.access_ttl_s is not None:
+        return (
+            f"a revocation window under {best.access_ttl_s:g} s (its access-token lifetime) "
+            "would rule it out"
+        )
+    others = [r for r in rows if r is not best and r.meets_window and r.complete]
+    if not others:
+        return "no other measured scheme meets every requirement"
+    runner_up = min(others, key=lambda r: r.total_cores.value)  # type: ignore[union-attr]
+    extra = runner_up.total_cores.value - best.total_cores.value  # type: ignore[union-attr]
+    return f"next: {runner_up.label}, {extra:.2f} cores more"
+
+
 def unmet_windows(rows: list[Sizing], workload: Workload) -> list[str]:
     """Plain sentences for requirements no scheme of a kind can meet."""
     limit = workload.max_revocation_window_s

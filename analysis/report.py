@@ -14,7 +14,7 @@ from typing import Any
 
 from analysis.charts import Chart, draw_all
 from analysis.claims import NOT_MEASURED, Claim, check_claims, measured_by
-from analysis.cost import cheapest, sizing_table, sizings, unmet_windows
+from analysis.cost import cheapest, sizing_table, sizings, unmet_windows, what_would_change
 from analysis.decision import HEADERS, capacity_text, decision_rows
 from analysis.microservices import microservices_section
 from analysis.resilience import Section, resilience_section
@@ -123,7 +123,10 @@ def workload_section(run: RunData) -> tuple[WorkloadSection | None, Workload | N
             "session's latency and a denylist lookup cost more than shown here"
         )
     _, verdict = cheapest(rows)
-    verdict = " ".join([*unmet_windows(rows, workload), verdict])
+    change = "" if verdict.startswith("undecided") else what_would_change(rows)
+    verdict = " ".join(
+        [*unmet_windows(rows, workload), verdict + (f" ({change})" if change else "")]
+    )
     section = WorkloadSection(
         asked, list(table.columns), table.astype(str).values.tolist(), verdict, caveats
     )
