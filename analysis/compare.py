@@ -21,10 +21,12 @@ dropped. The calibration ratio and differing package versions head the compariso
 from __future__ import annotations
 
 import html
+import json
 import math
 import statistics
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -467,4 +469,35 @@ def write_comparison(
     md_path, html_path = out / "comparison.md", out / "comparison.html"
     md_path.write_text(markdown)
     html_path.write_text(page)
-    return [md_path, html_path, chart]
+    json_path = out / "comparison.json"
+    json_path.write_text(json.dumps(comparison_summary(comparison, before, after), indent=2) + "\n")
+    return [md_path, html_path, json_path, chart]
+
+
+def _estimate(found: Estimate) -> dict[str, float | int | None]:
+    has = found.has_interval
+    return {
+        "value": None if math.isnan(found.value) else found.value,
+        "low": found.low if has else None,
+        "high": found.high if has else None,
+        "n": found.n,
+    }
+
+
+def comparison_summary(comparison: Comparison, before: RunData, after: RunData) -> dict[str, Any]:
+    """The comparison for machines: every figure with B ÷ A and its verdict, what did not
+    match, and whether any figure got worse (what ``--fail-on-regression`` exits 3 on)."""
+    figures = []
+    for figure, verdict in comparison.figures:
+        low, high = figure.ratio.interval() if figure.ratio is not None else (None, None)
+        figures.append({
+            "cell": figure.cell, "metric": figure.metric, "a": _estimate(figure.a),
+            "b": _estimate(figure.b), "ratio": None if figure.ratio is None else figure.ratio.ratio,
+            "ratio_low": low, "ratio_high": high, "basis": figure.basis,
+            "verdict": change(figure, verdict),
+        })  # fmt: skip
+    return {
+        "schema_version": 1, "a": before.run_id, "b": after.run_id, "family": comparison.family,
+        "figures": figures, "not_compared": comparison.unmatched,
+        "worse": sum(1 for f in figures if str(f["verdict"]).startswith("worse")),
+    }  # fmt: skip

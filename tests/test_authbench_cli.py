@@ -21,6 +21,7 @@ from loadtests.matrix import MatrixError, load_matrix
 from loadtests.ports import free_port, wait_for_port
 from loadtests.runner import new_run
 from loadtests.thresholds import ThresholdError, parse_threshold
+from tests.planting import scale_server_cpu
 
 FIXTURE = Path(__file__).parent / "data" / "run-fixture"
 
@@ -243,3 +244,19 @@ def test_ctrl_c_on_serve_stops_quietly(tmp_path: Path) -> None:
 def test_serve_help_is_the_servers_own() -> None:
     done = authbench("serve", "--help")
     assert done.returncode == 0 and "--scheme" in done.stdout and "--create-keys-dir" in done.stdout
+
+
+def test_compare_fails_on_a_planted_regression_and_writes_comparison_json(
+    run_copy: Path, tmp_path: Path
+) -> None:
+    scale_server_cpu(run_copy, 3.0, cells="jwt-HS256__single-1__read__*")
+    out = tmp_path / "comparison"
+    done = authbench("compare", str(FIXTURE), str(run_copy), "--out", str(out),
+                     "--fail-on-regression")  # fmt: skip
+    assert done.returncode == THRESHOLD, done.stdout + done.stderr
+    summary = json.loads((out / "comparison.json").read_text())
+    worse = [f for f in summary["figures"] if f["verdict"].startswith("worse")]
+    assert summary["worse"] == len(worse) >= 1
+    assert all(f["cell"].startswith("jwt-HS256 read single-1") for f in worse)
+    assert {f["metric"] for f in worse} <= {"server_cpu_us_per_req", "rps", "rps_per_server_cpu_s"}
+    assert "VIOLATED: no regression against" in done.stdout

@@ -19,6 +19,7 @@ from analysis.report import write_report
 from analysis.stats import Estimate
 from analysis.tidy import load_run
 from analysis.workload import Workload, WorkloadError, load_workload
+from tests.planting import scale_server_cpu
 
 FIXTURE = Path(__file__).parent / "data" / "run-fixture"
 EXAMPLE = Path(__file__).parent.parent / "analysis" / "workloads" / "example.toml"
@@ -153,20 +154,6 @@ def test_decide_prints_the_table_and_writes_it_into_the_report(tmp_path: Path) -
     assert "## Your workload" in markdown and "monthly cost" in markdown
     assert (run_copy / "figures" / "ttl_tradeoff.png").exists()
     assert (run_copy / "figures" / "ttl_tradeoff.svg").exists()
-
-
-def scale_server_cpu(run_dir: Path, factor: float) -> None:
-    """Plant a change: every server process's CPU counter × factor."""
-    for samples in run_dir.glob("cells/*/samples.csv"):
-        with samples.open(newline="") as handle:
-            rows = list(csv.DictReader(handle))
-        for row in rows:
-            if row["source"].startswith("node") and row["metric"] == "cpu_s":
-                row["value"] = str(float(row["value"]) * factor)
-        with samples.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=["t", "source", "metric", "value"])
-            writer.writeheader()
-            writer.writerows(rows)
 
 
 def copy_run(results: Path, run_id: str, started: str) -> Path:
