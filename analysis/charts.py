@@ -214,7 +214,12 @@ def _percentile_chart(run: RunData, out: Path, rows: list, title: str, name: str
     axis.set_yscale("log")
     axis.set_ylabel("latency (ms, log scale)")
     axis.set_title(title)
-    axis.legend(title="percentile (lighter → higher)", fontsize=8)
+    axis.legend(
+        title="percentile (lighter → higher)",
+        fontsize=8,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1),
+    )  # beside the bars, never over them
     axis.grid(axis="y", alpha=0.3, which="both")
     png, svg = save_figure(figure, run, out, name)
     return _chart(name, png, svg)
@@ -405,9 +410,12 @@ def scaling_chart(run: RunData, out: Path) -> Chart | None:
                 color=colour(scheme),
                 linestyle=style,
             )
-            axes[1].plot(
+            cpu = points["server_cpu_us_per_req"]
+            axes[1].errorbar(
                 nodes,
-                [e.value for e in points["server_cpu_us_per_req"]],
+                [e.value for e in cpu],
+                yerr=_whiskers(cpu)[1],
+                capsize=3,
                 marker="o",
                 label=label,
                 color=colour(scheme),
@@ -467,7 +475,7 @@ def micro_chart(run: RunData, out: Path) -> Chart | None:
             "auth_compute_mean_us", scheme=micro_row["scheme"], scenario="read", topology="single"
         )
         if server is not None:
-            pairs.append((micro_row["scheme"], float(micro_row["median_us"]), server.value))
+            pairs.append((micro_row["scheme"], float(micro_row["median_us"]), server))
     if not pairs:
         return None
     pairs.sort(key=lambda p: scheme_rank(p[0]))
@@ -482,16 +490,20 @@ def micro_chart(run: RunData, out: Path) -> Chart | None:
         edgecolor="black",
         linewidth=0.3,
     )
+    server_values, server_errors = _whiskers([p[2] for p in pairs])
     axis.bar(
         [p + 0.2 for p in positions],
-        [p[2] for p in pairs],
+        server_values,
         0.4,
+        yerr=server_errors,
+        capsize=3,
         label="in-server auth step",
         color=[colour(p[0]) for p in pairs],
         edgecolor="black",
         linewidth=0.3,
     )
-    for index, (_, micro_us, server_us) in enumerate(pairs):
+    for index, (_, micro_us, server) in enumerate(pairs):
+        server_us = server.value
         axis.annotate(
             f"×{server_us / micro_us:.2f}",
             (index + 0.2, server_us),
