@@ -367,5 +367,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         sys.exit(BAD_INPUT)
     except RunInterrupted as exc:
-        print(f"\n{PROG}: {exc}; finish it with: authbench run --resume RUN", file=sys.stderr)
+        print(
+            f"\n{PROG}: {exc}; finish it with --resume (authbench run --resume RUN)",
+            file=sys.stderr,
+        )
         sys.exit(INTERRUPTED)

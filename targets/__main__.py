@@ -43,7 +43,16 @@ def bind(settings: ServerSettings) -> socket.socket:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point (``authbench serve`` passes its arguments); Ctrl-C stops it quietly."""
+    """Entry point (``authbench serve`` passes its arguments); Ctrl-C stops it quietly, during
+    start-up (hashing the users' passwords takes seconds) as while serving."""
+    try:
+        serve(argv)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def serve(argv: list[str] | None) -> None:
+    """Validate, bind, build the app, then serve until stopped."""
     try:
         settings = parse_settings(argv)
     except SettingsError as exc:
@@ -60,10 +69,7 @@ def main(argv: list[str] | None = None) -> None:
         server_header=False,
         timeout_graceful_shutdown=2,
     )
-    try:
-        uvicorn.Server(config).run(sockets=[sock])
-    except KeyboardInterrupt:  # a second Ctrl-C during the graceful shutdown
-        sys.exit(130)
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 if __name__ == "__main__":

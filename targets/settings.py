@@ -224,7 +224,7 @@ def _flag_from_env(name: str, text: str) -> bool:
 def _check_env_value(name: str, text: str, action: argparse.Action) -> None:
     """An environment value checked like its option, the error naming the variable."""
     if action.choices is not None and text not in action.choices:
-        choices = ", ".join(map(str, action.choices))
+        choices = ", ".join(map(repr, action.choices))
         raise SettingsError(f"{name}={text!r} is not a choice (choose from {choices})")
     if callable(action.type):
         try:
@@ -335,8 +335,8 @@ def parse_settings(
     parser = _build_parser()
     ns = parser.parse_args(_argv_with_env(parser, argv, environ))
     _check_combinations(ns)
-    _check_keys_dir(ns)
     _check_roles(ns)
+    _check_keys_dir(ns)
     return ServerSettings(
         scheme=ns.scheme,
         alg=(ns.alg or DEFAULT_ALG) if ns.scheme == "jwt" else None,
