@@ -49,7 +49,7 @@ class Progress:
     def __init__(self, total: int, done: int = 0, work_left: float | None = None) -> None:
         self.total = total
         self.done = done
-        self.started = time.monotonic()
+        self.started: float | None = None  # the first item's start: set-up time is not work
         self.work_left = float(total - done) if work_left is None else work_left
         self.work_total = self.work_left
         self.work_done_here = 0.0
@@ -60,6 +60,8 @@ class Progress:
     def begin(self, label: str, work: float = 1.0) -> None:
         """Announce the next item, with its expected work (seconds, or 1 when unweighted)."""
         self.current = work
+        if self.started is None:
+            self.started = time.monotonic()
         share = 1 - self.work_left / self.work_total if self.work_total else 1.0
         elapsed = _duration(time.monotonic() - self.started)
         position = f"[{self.done + 1:>{len(str(self.total))}}/{self.total} {share:>4.0%} {elapsed}]"
@@ -77,7 +79,7 @@ class Progress:
         self.done += 1
         self.work_left = max(0.0, self.work_left - self.current)
         self.work_done_here += self.current
-        per_work = (time.monotonic() - self.started) / self.work_done_here
+        per_work = (time.monotonic() - (self.started or 0.0)) / self.work_done_here
         eta = f" | ETA {_duration(per_work * self.work_left)}" if self.done < self.total else ""
         self._pending += f"{outcome}{eta}\n"
         self._flush()

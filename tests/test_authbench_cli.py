@@ -17,7 +17,7 @@ import pytest
 
 from analysis.summary import MAX_MARKDOWN_LINES, SCHEMA_FILE
 from authbench.cli import BAD_INPUT, SUBCOMMANDS, THRESHOLD
-from loadtests.matrix import MatrixError, load_matrix
+from loadtests.matrix import MATRICES_DIR, MatrixError, load_matrix
 from loadtests.ports import free_port, wait_for_port
 from loadtests.runner import new_run
 from loadtests.thresholds import ThresholdError, parse_threshold
@@ -260,3 +260,10 @@ def test_compare_fails_on_a_planted_regression_and_writes_comparison_json(
     assert all(f["cell"].startswith("jwt-HS256 read single-1") for f in worse)
     assert {f["metric"] for f in worse} <= {"server_cpu_us_per_req", "rps", "rps_per_server_cpu_s"}
     assert "VIOLATED: no regression against" in done.stdout
+
+
+def test_matrices_lists_every_shipped_matrix_even_one_this_machine_cannot_run() -> None:
+    done = authbench("matrices")
+    assert done.returncode == 0, done.stderr
+    listed = {line.split()[0] for line in done.stdout.splitlines()}
+    assert listed == {path.stem for path in MATRICES_DIR.glob("*.toml")}

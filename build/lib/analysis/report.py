@@ -1,0 +1,574 @@
+"""``report.html`` (one self-contained file, figures embedded) and ``report.md`` (figures linked).
+
+Both render the same content in the same order: the decision table, the claims checked against
+this run, the charts, then methodology and environment, then warnings.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from analysis.charts import Chart, draw_all
+from analysis.claims import NOT_MEASURED, Claim, check_claims, measured_by
+from analysis.cost import cheapest, sizing_table, sizings, unmet_windows, what_would_change
+from analysis.decision import HEADERS, capacity_text, decision_rows
+from analysis.microservices import microservices_section
+from analysis.resilience import Section, resilience_section
+from analysis.stats import MIN_TAIL_REQUESTS
+from analysis.summary import write_summary
+from analysis.thresholds import Check, check_thresholds
+from analysis.tidy import RunData
+from analysis.ttl_chart import ttl_chart
+from analysis.verdicts import margins_from
+from analysis.workload import Workload, load_workload
+from loadtests.calibration import REFERENCES, calibration_ratio
+
+WORKLOAD_FILE = "workload.toml"
+WIDE_INTERVAL = 0.30
+DRIFT_WARNING = 0.10
+CSS = """
+body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#222}
+h1{margin-bottom:0}.sub{color:#555;margin-top:.2em}
+table{border-collapse:collapse;margin:1em 0;font-size:12.5px}
+th,td{border:1px solid #ccc;padding:4px 6px;vertical-align:top;text-align:left}
+th{background:#f2f2f2}figure{margin:1.5em 0}figure img{max-width:100%;border:1px solid #ddd}
+figcaption{color:#444;font-size:13px}.verdict{font-weight:bold;padding:1px 6px;border-radius:3px}
+.supported{background:#d9f2d9}.not-supported{background:#f7d4d4}
+.undecided{background:#eee}.equivalent{background:#dde8f7}.not-measured{background:#fff3cd}
+.warn{background:#fff3cd;padding:.6em 1em;border-left:4px solid #e0a800}
+"""
+
+
+@dataclass
+class Report:
+    """The report's content, independent of its format."""
+
+    run: RunData
+    title: str
+    decision: list[list[str]]
+    claims: list[Claim]
+    charts: list[Chart]
+    methodology: list[tuple[str, str]]
+    capacity: list[list[str]] = field(default_factory=list)
+    workload: WorkloadSection | None = None
+    resilience: Section | None = None
+    microservices: Section | None = None
+    warnings: list[str] = field(default_factory=list)
+    thresholds: list[Check] = field(default_factory=list)
+
+    def answer(self) -> list[str]:
+        """The first screen: each claim's verdict in a line, the workload's answer, thresholds."""
+        lines = []
+        for claim in self.claims:
+            where = (
+                f" (matrix {measured_by(claim)} measures it)"
+                if claim.verdict == NOT_MEASURED
+                else ""
+            )
+            lines.append(f"{claim.verdict.upper()}{where}: {claim.claim}")
+        if self.workload:
+            lines.append(f"Your workload: {self.workload.verdict}")
+        else:
+            lines.append(
+                "Your workload: not sized (authbench decide RUN --workload FILE names the "
+                "cheapest scheme that meets it)"
+            )
+        if self.thresholds:
+            broken = [check for check in self.thresholds if not check.passed]
+            lines.append(
+                f"Thresholds: {len(self.thresholds) - len(broken)} of {len(self.thresholds)} held"
+                + "".join(f"; VIOLATED {check.rule}" for check in broken)
+            )
+        return lines
+
+
+@dataclass
+class WorkloadSection:
+    """The team's workload sized on this run: what was asked, the table, the answer."""
+
+    asked: str
+    headers: list[str]
+    rows: list[list[str]]
+    verdict: str
+    caveats: list[str]
+
+
+def workload_section(run: RunData) -> tuple[WorkloadSection | None, Workload | None]:
+    """The section for the run folder's workload.toml (left there by ``make decide``), if any."""
+    path = run.run_dir / WORKLOAD_FILE
+    if not path.exists():
+        return None, None
+    workload = load_workload(path)
+    rows = sizings(run, workload)
+    table = sizing_table(rows, workload)
+    asked = ", ".join(
+        f"{name.replace('_', ' ')} {value:g}"
+        for name, value in vars(workload).items()
+        if value is not None
+    )
+    caveats = [
+        f"headroom {workload.headroom:.0%}: every figure is sized for cores "
+        f"{1 - workload.headroom:.0%} busy",
+        "Redis is one process: its cores above 1 mean sharding, not a bigger machine",
+        "network, TLS, the application's own work and the load balancer are left out: this "
+        "is the authentication layer's share, measured on this run's machine (see calibration)",
+    ]
+    if workload.store_delay_ms:
+        caveats.append(
+            f"Redis {workload.store_delay_ms:g} ms away: this run measured loopback, so a "
+            "session's latency and a denylist lookup cost more than shown here"
+        )
+    _, verdict = cheapest(rows)
+    change = "" if verdict.startswith("undecided") else what_would_change(rows)
+    verdict = " ".join(
+        [*unmet_windows(rows, workload), verdict + (f" ({change})" if change else "")]
+    )
+    section = WorkloadSection(
+        asked, list(table.columns), table.astype(str).values.tolist(), verdict, caveats
+    )
+    return section, workload
+
+
+def _kdf_iterations(run: RunData) -> str:
+    values = sorted({c["kdf_iterations"] for c in run.manifest.get("matrix", {}).get("cells", [])})
+    return ", ".join(f"{v:,}" for v in values) or "unknown"
+
+
+def _windows(run: RunData) -> str:
+    cells = run.manifest.get("matrix", {}).get("cells", [])
+    pairs = sorted({(c["warmup_s"], c["duration_s"]) for c in cells})
+    return "; ".join(f"warm-up {w:g} s (discarded), window {d:g} s" for w, d in pairs) or "unknown"
+
+
+def _equal_load_text(run: RunData) -> str:
+    chosen = run.manifest.get("equal_load", {})
+    if not chosen:
+        return "no equal-load cells"
+    return "; ".join(
+        f"{key}: {c['rate']:g} req/s = {c['share']:g} × the lowest {c['of']} "
+        f"({c['lowest_scheme']}, {c['lowest_rps']:.0f} req/s)"
+        for key, c in chosen.items()
+    )
+
+
+def _search_text(run: RunData) -> str:
+    search = run.manifest.get("matrix", {}).get("search")
+    if not search:
+        return "no capacity search"
+    return (
+        f"open model, step up and halve the step on failure; SLO p99 ≤ {search['slo_p99_ms']:g} "
+        f"ms, error rate ≤ {search['slo_error_rate']:.2%}, achieved ≥ "
+        f"{search['min_achieved']:.0%} of what the arrivals planned; at most "
+        f"{search['max_steps']} probes a search, a failing probe repeated before it counts; "
+        f"{search.get('searches', 1)} searches per scheme on fresh services, interleaved across "
+        "schemes (the later ones bracket the first's result from a random offset); the "
+        "capacity is their mean with a Student t 95% interval"
+    )
+
+
+def _calibration_text(run: RunData) -> str:
+    recorded = run.manifest.get("calibration", {})
+    if not recorded:
+        return "not measured (a run from before calibration existed)"
+    parts = []
+    for when in ("start", "end"):
+        figures = recorded.get(when)
+        if figures:
+            values = ", ".join(
+                f"{name.removesuffix('_us')} {figures[name]:.1f} µs"
+                for name in REFERENCES
+                if name in figures
+            )
+            parts.append(f"{when}: {values}")
+    start, end = recorded.get("start"), recorded.get("end")
+    if start and end:
+        drift = calibration_ratio(start, end)
+        parts.append(
+            "end ÷ start: "
+            + ", ".join(f"{k.removesuffix('_us')} ×{v:.2f}" for k, v in drift.items())
+        )
+    return "; ".join(parts) + " (" + "; ".join(REFERENCES.values()) + ")"
+
+
+def methodology(run: RunData) -> list[tuple[str, str]]:
+    """Environment and method facts, each traceable to the manifest."""
+    m = run.manifest
+    env = m.get("environment", {})
+    packages = env.get("packages", {})
+    pinning = m.get("pinning", {})
+    ceilings = m.get("generator_ceiling", {})
+    ceiling_text = ", ".join(
+        f"{k} Locust process(es): {v['rps']:.0f} req/s ({v['source']})" for k, v in ceilings.items()
+    )
+    versions = ", ".join(f"{name} {version}" for name, version in packages.items() if version)
+    commit = env.get("git_commit") or "unknown"
+    dirty = " (uncommitted changes)" if env.get("git_dirty") else ""
+    return [
+        ("run", f"{run.run_id}: {m.get('status')}, {m.get('started')} → {m.get('ended')}"),
+        ("matrix", f"{m.get('matrix', {}).get('name')}: {m.get('matrix', {}).get('description')}"),
+        ("machine", f"{env.get('cpu_model')}, {env.get('cpu_count')} CPUs, {env.get('platform')}"),
+        (
+            "pinning",
+            f"generator on CPUs {pinning.get('generator_cpus')}, servers and Redis on "
+            f"{pinning.get('server_cpus')}"
+            if pinning.get("pinned")
+            else "not pinned",
+        ),
+        ("software", f"Python {env.get('python')}; {versions}"),
+        ("code", f"git {commit}{dirty}"),
+        ("password KDF", f"PBKDF2-HMAC-SHA256, {_kdf_iterations(run)} iterations, every scheme"),
+        ("windows", _windows(run)),
+        (
+            "repetitions",
+            f"up to {m.get('matrix', {}).get('repetitions')}, interleaved, the order rotated "
+            "(A B C, B C A, C A B); every interval is a measured 95% Student t interval around "
+            "the mean of the repetitions, from their own spread (no floor); "
+            "latency percentiles are those of the repetitions' histograms merged, with a "
+            "bootstrap interval over whole repetitions, and a p99 with fewer than "
+            f"{MIN_TAIL_REQUESTS} requests above it is marked and decides nothing; open-model "
+            "requests unanswered when the generator stopped count as at least their wait by "
+            "then (censored); a cell with one repetition has no interval and decides nothing",
+        ),
+        ("verdicts", _verdicts_text(run)),
+        ("generator ceiling", ceiling_text or "not measured"),
+        (
+            "load model",
+            "closed (N users, no wait: latency at saturation) unless a cell says open; open "
+            "cells are timed from each request's intended start (Poisson arrivals unless a "
+            "cell says uniform), with lateness, achieved vs planned and unsent requests "
+            "recorded; Locust FastHttpUser",
+        ),
+        ("equal load", _equal_load_text(run)),
+        ("capacity search", _search_text(run)),
+        ("calibration", _calibration_text(run)),
+        ("Redis", str(m.get("redis"))),
+        ("load balancing", ", ".join(m.get("load_balancing") or []) or "none (single node)"),
+        (
+            "raw data",
+            "every figure is derived from cells/*/ (hdr.json, samples.csv, cell.json, "
+            "window.json) and micro.csv by `authbench report`",
+        ),
+    ]
+
+
+def warnings(run: RunData) -> list[str]:
+    """What a reader must know before trusting a figure."""
+    notes = []
+    if run.manifest.get("status") != "complete":
+        notes.append("The run is incomplete: some cells were not measured.")
+    if run.manifest.get("environment", {}).get("git_dirty"):
+        notes.append("The code had uncommitted changes when this run was made.")
+    server_cpus = run.manifest.get("pinning", {}).get("server_cpus") or []
+    for _, row in run.cells.iterrows():
+        if row["status"] != "complete":
+            notes.append(f"{row['cell_id']}: {row['status']}: {row['reason']}")
+            continue
+        if row["saturated"]:
+            notes.append(
+                f"{row['cell_id']}: † the load generator was saturated (generator CPU "
+                f"{row['generator_cpu_pct']:.0f}% of {row['generator_cpus']:.0f} CPU): throughput "
+                "is a floor and latency includes the generator's own delay; never a baseline "
+                "or a verdict"
+            )
+        if row["late"]:
+            lateness = row["late_p99_ms"]
+            late_text = "n/a" if lateness != lateness else f"{lateness:.1f} ms"
+            notes.append(
+                f"{row['cell_id']}: ‡ offered {row['offered_rps']:g} req/s, achieved "
+                f"{row['achieved_rps']:.0f}, {row['unsent']:.0f} unsent, lateness p99 "
+                f"{late_text}: not at its offered load; never used for a verdict"
+            )
+        if row["failures"]:
+            notes.append(
+                f"{row['cell_id']}: {int(row['failures'])} failed requests (error rate "
+                f"{row['error_rate']:.2%}), kept out of the latency percentiles"
+            )
+        locust, recorded = row.get("locust_requests"), row.get("recorded_requests")
+        counted = all(isinstance(n, (int, float)) and n == n for n in (locust, recorded))
+        if counted and locust != recorded:
+            notes.append(
+                f"{row['cell_id']}: Locust counted {locust:.0f} requests, the recorder "
+                f"{recorded:.0f}: a generator process's results may be missing"
+            )
+        if server_cpus and row["nodes"] > len(server_cpus):
+            notes.append(
+                f"{row['cell_id']}: {row['nodes']} nodes share {len(server_cpus)} server CPU(s): "
+                "this shows the cost of spreading, not horizontal scaling"
+            )
+    single = run.summary[run.summary["repetitions"] == 1]
+    if not single.empty:
+        notes.append(
+            f"{len(single)} cell(s) have one repetition and so no interval; they decide nothing."
+        )
+    for _, row in run.summary.iterrows():
+        estimate = row["rps"]
+        if (
+            estimate.has_interval
+            and (estimate.high - estimate.low) > WIDE_INTERVAL * estimate.value
+        ):
+            notes.append(
+                f"{row['scheme']} {row['scenario']} {row['topology']}-{row['nodes']}: "
+                "wide throughput interval (over ±15%)"
+            )
+    start = run.manifest.get("calibration", {}).get("start")
+    end = run.manifest.get("calibration", {}).get("end")
+    if start and end:
+        for name, ratio in calibration_ratio(start, end).items():
+            if abs(ratio - 1) > DRIFT_WARNING:
+                notes.append(
+                    f"The machine drifted during the run: {name} ×{ratio:.2f} from start to end "
+                    "(calibration); compare cells measured close together."
+                )
+    return notes
+
+
+CAPACITY_HEADERS = [
+    "scheme", "scenario", "capacity, 95% interval over the searches", "each search (req/s)",
+    "stopped by", "probes", "p99 at capacity", "server CPU at capacity",
+]  # fmt: skip
+
+
+def capacity_table(run: RunData) -> list[list[str]]:
+    """capacity.csv as the report shows it, one row per search."""
+    rows = []
+    for _, row in run.capacity.iterrows():
+        p99 = row["p99_ms_at_capacity"]
+        cpu = row["server_cpu_us_per_req_at_capacity"]
+        rows.append(
+            [
+                row["scheme"],
+                row["scenario"],
+                capacity_text(row, per_core=False),
+                str(row.get("capacity_by_search", "")),
+                row["bound"],
+                str(row["steps"]),
+                "n/a" if p99 is None or p99 != p99 else f"{p99:.1f} ms",
+                "n/a" if cpu is None or cpu != cpu else f"{cpu:.0f} µs/req",
+            ]
+        )
+    return rows
+
+
+def build_report(
+    run: RunData, figures_dir: Path, rules: list[str] | None = None, baseline: RunData | None = None
+) -> Report:
+    """Everything the report shows, with the charts drawn into figures_dir; ``rules`` are
+    thresholds beyond the matrix's own, ``baseline`` a run no figure may be worse than."""
+    section, workload = workload_section(run)
+    charts = draw_all(run, figures_dir)
+    tradeoff = ttl_chart(run, figures_dir, workload)
+    claims = check_claims(run)
+    all_rules = [*run.manifest.get("thresholds", []), *(rules or [])]
+    return Report(
+        run=run,
+        title=f"authbench report: {run.run_id}",
+        decision=[row.cells for row in decision_rows(run)],
+        claims=claims,
+        capacity=capacity_table(run),
+        charts=[*charts, tradeoff] if tradeoff else charts,
+        methodology=methodology(run),
+        workload=section,
+        resilience=resilience_section(run, figures_dir),
+        microservices=microservices_section(run, figures_dir),
+        warnings=warnings(run),
+        thresholds=check_thresholds(run, all_rules, claims, baseline),
+    )
+
+
+DECISION_NOTE = (
+    "Every figure is a mean with its measured 95% interval across repetitions; latency "
+    "percentiles are those of the repetitions' merged histograms, with a bootstrap interval. "
+    "Equal load: the open-model cells at one offered rate for every scheme, the latency "
+    "comparison. At saturation: the closed model. Capacity: the highest rate that held the SLO, "
+    "the mean of its searches with their 95% interval (a generator-bound one is a floor). "
+    "Issuance: the login's auth step per request, without store waits and the password hash. "
+    "Every CPU figure names its operating point, because CPU per request depends on it: at a "
+    "low offered rate each request also carries the server's fixed costs (event-loop wake-ups, "
+    "timers, the sampler's polling) that saturation spreads over many more requests, so CPU at "
+    "equal load is higher than at saturation and a scheme's overhead over none at equal load is "
+    "not its share of capacity; size with capacity or saturation figures. † generator-saturated, "
+    "‡ offered load not applied: shown, never used for a verdict."
+)
+
+
+def _verdicts_text(run: RunData) -> str:
+    """How a comparison becomes higher, lower, equivalent or undecided in this run."""
+    margins = ", ".join(
+        f"{family} {margin.describe('ms' if family == 'latency' else '')}".strip()
+        for family, margin in margins_from(run.manifest).items()
+    )
+    adaptive = run.manifest.get("until_decided")
+    looks = (
+        f"; adaptive (until decided): {adaptive.get('planned_looks')} planned looks, every test "
+        f"at 5% ÷ {adaptive.get('planned_looks')}, {len(adaptive.get('looks', []))} made"
+        if adaptive
+        else ""
+    )
+    return (
+        "ratio of the two figures on the log scale, paired by repetition (else Welch); higher or "
+        "lower when the t test rejects equality at 5%, equivalent when two one-sided tests put "
+        "the ratio inside the margin, else undecided with the repetitions that would decide at "
+        f"80% power; Holm-corrected within each claim's family; margins: {margins}{looks}"
+    )
+
+
+def _verdict_class(verdict: str) -> str:
+    return verdict.replace(" ", "-")
+
+
+def render_html(report: Report) -> str:
+    """A single HTML page with every figure embedded as a data URI."""
+    e = html.escape
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>{e(report.title)}</title><style>{CSS}</style></head><body>",
+        f"<h1>{e(report.title)}</h1>",
+        f"<p class='sub'>Server-side sessions or JWTs, and which signing algorithm? "
+        f"Measured on {e(str(report.run.manifest.get('environment', {}).get('cpu_model')))}.</p>",
+        "<h2 id='answer'>Answer</h2><ul id='answer-list'>",
+        *[f"<li>{e(line)}</li>" for line in report.answer()],
+        "</ul>",
+        "<h2 id='decision'>Decision table</h2>",
+        _html_table(HEADERS, report.decision, "decision-table"),
+        f"<p class='sub'>{e(DECISION_NOTE)}</p>",
+        "<h2 id='claims'>Claims checked</h2>",
+    ]
+    for claim in report.claims:
+        parts.append(
+            f"<h3>{e(claim.claim)} <span class='verdict {_verdict_class(claim.verdict)}'>"
+            f"{e(claim.verdict)}</span></h3><ul>"
+            + "".join(f"<li>{e(item)}</li>" for item in claim.evidence)
+            + "</ul>"
+        )
+    if report.workload:
+        w = report.workload
+        parts.append("<h2 id='workload'>Your workload</h2>")
+        parts.append(f"<p>{e(w.asked)}</p>")
+        parts.append(_html_table(w.headers, w.rows, "workload-table"))
+        parts.append(f"<p><b>{e(w.verdict)}</b></p><ul>")
+        parts += [f"<li>{e(c)}</li>" for c in w.caveats] + ["</ul>"]
+    if report.capacity:
+        parts.append("<h2 id='capacity'>Capacity at the SLO</h2>")
+        parts.append(_html_table(CAPACITY_HEADERS, report.capacity, "capacity-table"))
+    for css, section in (("resilience", report.resilience),
+                         ("microservices", report.microservices)):  # fmt: skip
+        if section is None:
+            continue
+        parts.append(f"<h2 id='{css}'>{e(section.title)}</h2>")
+        for index, table in enumerate(section.tables):
+            parts.append(f"<p>{e(table.intro)}</p>")
+            parts.append(_html_table(table.headers, table.rows, f"{css}-{index}"))
+        parts += [_html_figure(chart) for chart in section.charts]
+        parts += [f"<p class='sub'>{e(note)}</p>" for note in section.notes]
+    parts.append("<h2 id='charts'>Charts</h2>")
+    parts += [_html_figure(chart) for chart in report.charts]
+    parts.append("<h2 id='methodology'>Methodology and environment</h2>")
+    parts.append(_html_table(["", ""], [list(pair) for pair in report.methodology], "method"))
+    if report.thresholds:
+        parts.append("<h2 id='thresholds'>Thresholds</h2><ul>")
+        parts += [f"<li>{e(check.line())}</li>" for check in report.thresholds] + ["</ul>"]
+    parts.append("<h2 id='warnings'>Warnings</h2>")
+    if report.warnings:
+        parts.append(
+            "<div class='warn'><ul>"
+            + "".join(f"<li>{e(w)}</li>" for w in report.warnings)
+            + "</ul></div>"
+        )
+    else:
+        parts.append("<p>None.</p>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _html_figure(chart: Chart) -> str:
+    e = html.escape
+    data = base64.b64encode(chart.png.read_bytes()).decode()
+    return (
+        f"<figure><img alt='{e(chart.title)}' src='data:image/png;base64,{data}'>"
+        f"<figcaption><b>{e(chart.title)}.</b> {e(chart.caption)}</figcaption></figure>"
+    )
+
+
+def _md_figure(chart: Chart, report_dir: Path) -> list[str]:
+    relative = chart.png.relative_to(report_dir)
+    return [f"![{chart.title}]({relative.as_posix()})", "", f"*{chart.title}.* {chart.caption}", ""]
+
+
+def _html_table(headers: list[str], rows: list[list[Any]], css_id: str) -> str:
+    e = html.escape
+    head = "".join(f"<th>{e(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table id='{css_id}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _md_table(headers: list[str], rows: list[list[Any]]) -> str:
+    def cell(value: Any) -> str:
+        return str(value).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(cell(h) for h in headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def render_markdown(report: Report, report_dir: Path) -> str:
+    """The same content as Markdown, figures linked relative to the report."""
+    parts = [
+        f"# {report.title}",
+        "",
+        "## Answer",
+        "",
+        *[f"- {line}" for line in report.answer()],
+        "",
+        "## Decision table",
+        "",
+        _md_table(HEADERS, report.decision),
+        "",
+        DECISION_NOTE,
+        "",
+        "## Claims checked",
+        "",
+    ]
+    for claim in report.claims:
+        parts.append(f"### {claim.claim}: **{claim.verdict}**")
+        parts += [f"- {item}" for item in claim.evidence]
+        parts.append("")
+    if report.workload:
+        w = report.workload
+        parts += ["## Your workload", "", w.asked, "", _md_table(w.headers, w.rows), ""]
+        parts += [f"**{w.verdict}**", "", *[f"- {c}" for c in w.caveats], ""]
+    if report.capacity:
+        parts += ["## Capacity at the SLO", "", _md_table(CAPACITY_HEADERS, report.capacity), ""]
+    for section in (report.resilience, report.microservices):
+        if section is None:
+            continue
+        parts += [f"## {section.title}", ""]
+        for table in section.tables:
+            parts += [table.intro, "", _md_table(table.headers, table.rows), ""]
+        for chart in section.charts:
+            parts += _md_figure(chart, report_dir)
+        parts += [f"*{note}*" for note in section.notes] + ([""] if section.notes else [])
+    parts += ["## Charts", ""]
+    for chart in report.charts:
+        parts += _md_figure(chart, report_dir)
+    parts += ["## Methodology and environment", "", _md_table(["", ""], report.methodology), ""]
+    if report.thresholds:
+        parts += ["## Thresholds", "", *[f"- {check.line()}" for check in report.thresholds], ""]
+    parts += ["## Warnings", ""]
+    parts += [f"- {w}" for w in report.warnings] or ["None."]
+    return "\n".join(parts) + "\n"
+
+
+def write_report(
+    run: RunData, rules: list[str] | None = None, baseline: RunData | None = None
+) -> Report:
+    """(Re)build figures/, report.html, report.md, summary.json and summary.md in the run
+    folder; the Report returned holds the threshold checks that set the exit code."""
+    report = build_report(run, run.run_dir / "figures", rules, baseline)
+    (run.run_dir / "report.html").write_text(render_html(report))
+    (run.run_dir / "report.md").write_text(render_markdown(report, run.run_dir))
+    write_summary(report)
+    return report

@@ -1,0 +1,5 @@
+"""``python -m loadtests run --matrix …``: the ``authbench`` command itself."""
+
+from authbench.cli import main
+
+main()

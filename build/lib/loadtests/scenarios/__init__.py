@@ -1,0 +1,1 @@
+"""Locust scenarios: one small user class per workload, named as the matrix names them."""
