@@ -36,8 +36,15 @@ HEADERS = [
 ]
 
 
-def not_measured(matrix: str) -> str:
-    """A figure this run did not measure, with the shipped matrix that measures it."""
+def not_measured(run: RunData, matrix: str, planned: str = "cells", **axes: Any) -> str:
+    """A figure this run did not measure, and where to get it: the shipped matrix that measures
+    it (``full`` measures everything), or, when this run planned it (a cell of its manifest's
+    ``planned`` list matches ``axes``), that it failed or was unusable here."""
+    listed = run.manifest.get("matrix", {}).get(planned) or []
+    if axes and any(all(cell.get(k) == v for k, v in axes.items()) for cell in listed):
+        return "not measured (failed or unusable in this run: see warnings)"
+    if run.manifest.get("matrix", {}).get("name") == matrix:
+        matrix = "full"
     return f"not measured (matrix {matrix})"
 
 
@@ -80,8 +87,9 @@ def equal_axes(run: RunData) -> dict[str, Any]:
 
 def _equal_load(run: RunData, scheme: str) -> str:
     axes = equal_axes(run)
-    if axes["rate"] is None:
-        return not_measured("quick")
+    planned = {"scheme": scheme, "scenario": "read", "topology": "single", "equal_load": True}
+    if axes["rate"] is None or run.get_flagged("p50_ms", scheme=scheme, **axes) is None:
+        return not_measured(run, "quick", **planned)
     cpu = shown(run, "server_cpu_us_per_req", 0, "µs CPU", scheme=scheme, **axes)
     rate = f"{axes['rate']:g} req/s"
     return (
@@ -93,7 +101,7 @@ def _equal_load(run: RunData, scheme: str) -> str:
 def _saturation(run: RunData, scheme: str) -> str:
     axes = {"scheme": scheme, "scenario": "read", "topology": "single"}
     if run.get_flagged("rps", **axes) is None:
-        return not_measured("quick")
+        return not_measured(run, "quick", **axes, model="closed")
     return (
         f"{shown(run, 'rps', 0, 'req/s', **axes)}; "
         f"{_at(shown(run, 'server_cpu_us_per_req', 0, 'µs CPU', **axes), 'saturation')}; "
@@ -119,15 +127,16 @@ def capacity_text(row: Any, per_core: bool, detail: str = "") -> str:
 
 
 def _capacity(run: RunData, scheme: str) -> str:
+    planned = {"scheme": scheme, "scenario": "read", "topology": "single"}
     if run.capacity.empty:
-        return not_measured("quick")
+        return not_measured(run, "quick", "capacity", **planned)
     rows = run.capacity[
         (run.capacity["scheme"] == scheme)
         & (run.capacity["scenario"] == "read")
         & (run.capacity["topology"] == "single")
     ]
     if rows.empty:
-        return not_measured("quick")
+        return not_measured(run, "quick", "capacity", **planned)
     row = rows.iloc[0]
     detail = f"p99 ≤ {row['slo_p99_ms']:g} ms; stopped by {row['bound']}"
     return capacity_text(row, per_core=True, detail=detail)
@@ -138,7 +147,7 @@ def _store(run: RunData, scheme: str) -> str:
         return "no store"
     found = run.get_flagged("redis_cmds_per_req", scheme=scheme, scenario="read")
     if found is None:
-        return not_measured("quick")
+        return not_measured(run, "quick", scheme=scheme, scenario="read")
     text = f"{found[0].value:.1f} cmd/request"
     for scenario in ("read", "login"):
         memory = run.get_flagged("redis_bytes_per_session", scheme=scheme, scenario=scenario)
@@ -154,7 +163,7 @@ def _revocation(run: RunData, scheme: str) -> str:
     delay = run.get_flagged("revocation_delay_ms", scheme=scheme, scenario="revocation")
     longest = run.get_flagged("max_ms", scheme=scheme, scenario="revocation")
     if delay is None or longest is None:
-        return not_measured("quick")
+        return not_measured(run, "quick", scheme=scheme, scenario="revocation")
     rows = run.headline(scheme=scheme, scenario="revocation")
     method = rows.iloc[0]["revocation_method"]
     ttl = rows.iloc[0]["access_ttl"]
@@ -170,7 +179,7 @@ def _multi(run: RunData, scheme: str) -> str:
     multi = run.matching(scheme=scheme, scenario="read", topology="multi")
     single = run.get("server_cpu_us_per_req", scheme=scheme, scenario="read", topology="single")
     if multi.empty or single is None:
-        return not_measured("full")
+        return not_measured(run, "full")
     parts = []
     for _, row in multi.sort_values("nodes").iterrows():
         ratio = row["server_cpu_us_per_req"].value / single.value

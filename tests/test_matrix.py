@@ -165,7 +165,8 @@ def test_margins_override_the_defaults_per_family(tmp_path: Path) -> None:
         load_matrix(str(write(tmp_path, "equal_load_rate = 800\n" + GOOD_GROUP))).equal_load_rate
         == 800
     )
-    assert load_matrix("quick").equal_load_rate is None  # auto
+    assert load_matrix(str(write(tmp_path, GOOD_GROUP))).equal_load_rate is None  # auto
+    assert load_matrix("quick").equal_load_rate == 500  # fixed: two quick runs compare
 
 
 def test_unknown_matrix_name_lists_the_shipped_ones() -> None:
