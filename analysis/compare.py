@@ -43,6 +43,7 @@ from analysis.verdicts import (
     METRIC_FAMILY,
     NO_INTERVAL,
     LogRatio,
+    Margin,
     Verdict,
     decide_family,
     margins_from,
@@ -308,6 +309,7 @@ def compare_runs(before: RunData, after: RunData) -> Comparison:
     figures += capacity
     unmatched += capacity_unmatched
     margins = margins_from(after.manifest)
+    figures = [below_resolution(f, margins[METRIC_FAMILY[f.metric]]) for f in figures]
     judged = [f for f in figures if f.judged]
     verdicts = decide_family(
         [(f.ratio, margins[METRIC_FAMILY[f.metric]].around(f.a.value)) for f in judged]
@@ -315,6 +317,18 @@ def compare_runs(before: RunData, after: RunData) -> Comparison:
     by_figure = dict(zip(map(id, judged), verdicts, strict=True))
     return Comparison(
         [(f, by_figure.get(id(f))) for f in figures], list(dict.fromkeys(unmatched)), len(judged)
+    )
+
+
+def below_resolution(figure: Figure, margin: Margin) -> Figure:
+    """A figure smaller than its family's absolute smallest effect (a refused replay's p50 of a
+    few µs against 0.1 ms) decides nothing: "equivalent within ±2500%" would be noise."""
+    if not figure.judged or margin.around(figure.a.value) <= 1:
+        return figure
+    unit = "ms" if METRIC_FAMILY[figure.metric] == "latency" else ""
+    return replace(
+        figure,
+        unjudged=f"{NOT_JUDGED}: below {margin.absolute:g} {unit}, the smallest effect of interest",
     )
 
 

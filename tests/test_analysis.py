@@ -16,10 +16,12 @@ import pytest
 from scipy import stats as scipy_stats
 
 from analysis.claims import SUPPORTED, UNDECIDED, check_claims
-from analysis.compare import compare_runs, comparison_rows, warnings
+from analysis.compare import Figure, below_resolution, compare_runs, comparison_rows, warnings
 from analysis.decision import LATE_MARK, decision_rows
 from analysis.report import write_report
+from analysis.stats import Estimate
 from analysis.tidy import load_run, summarise
+from analysis.verdicts import Margin
 from loadtests.cell_metrics import COLUMNS, cell_row
 
 FIXTURE = Path(__file__).parent / "data" / "run-fixture"
@@ -333,3 +335,16 @@ def test_the_machines_shift_is_the_median_of_the_schemes_and_one_change_stands_o
     assert figures[3].raw is not None and figures[3].raw.ratio == pytest.approx(1.26)
     low, high = figures[3].ratio.interval()
     assert low < 1.26 / 1.055 < high
+
+
+def test_a_latency_below_the_smallest_effect_of_interest_decides_nothing() -> None:
+    """A refused replay answers in a few µs: against a 0.1 ms floor, any verdict is noise."""
+
+    def figure(value_ms: float) -> Figure:
+        found = Estimate(value_ms, value_ms * 0.9, value_ms * 1.1, 3, value_ms * 0.05)
+        return Figure("session-redis revocation", "p50_ms", "p50 ms", 2, "lower", found, found,
+                      None, "raw")  # fmt: skip
+
+    latency = Margin(relative=0.10, absolute=0.1)
+    assert "below 0.1 ms" in below_resolution(figure(0.004), latency).unjudged
+    assert below_resolution(figure(2.0), latency).judged
