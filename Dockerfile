@@ -6,6 +6,7 @@ FROM ${BASE_IMAGE}
 WORKDIR /app
 COPY pyproject.toml README.md LICENSE ./
 COPY authbench authbench
+COPY common common
 COPY targets targets
 COPY loadtests loadtests
 COPY analysis analysis

@@ -88,9 +88,10 @@ compose-test: $(READY) ## build and run the compose stack for real (dockerd, ima
 compose-down: ## stop and remove every compose container and volume
 	$(COMPOSE) --profile sut --profile loadgen down --volumes --remove-orphans
 
-lint: $(READY) ## ruff check and format check
+lint: $(READY) ## ruff check, format check and the import floors (import-linter)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports
 
 format: $(READY) ## apply ruff's fixes and formatting
 	$(PY) -m ruff check --fix .

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from loadtests.matrix import ALGORITHMS
+from common.schemes import ALGORITHMS
 
 ALGORITHM_ORDER = ALGORITHMS  # the order of the suite's settings, everywhere
 SCHEME_ORDER = (

@@ -84,7 +84,7 @@ def _report(run_dir: Path, rules: list[str], baseline: Path | None) -> int:
 
 def command_run(args: argparse.Namespace) -> int:
     """Run a matrix (or finish one), repeat what is undecided when asked, report, judge."""
-    from analysis.until_decided import until_decided
+    from authbench.until_decided import until_decided
     from loadtests.matrix import parse_plant
     from loadtests.processes import stop_on_sigterm_like_ctrl_c
     from loadtests.runner import execute, new_run, print_summary, resumed_run
@@ -198,7 +198,7 @@ def command_selftest(args: argparse.Namespace) -> int:
 
 def command_until_decided(args: argparse.Namespace) -> int:
     """Repeat a finished run's undecided primary comparisons, within a time budget."""
-    from analysis.until_decided import until_decided
+    from authbench.until_decided import until_decided
 
     if args.budget_s <= 0:
         raise UsageError(f"--budget-s {args.budget_s:g}: must be above 0")

@@ -17,15 +17,9 @@ import redis
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from loadtests.calibration_figures import PYTHON_LOOP
 from loadtests.micro import time_sync
 from loadtests.run_folder import utc_now
-
-PYTHON_LOOP = 10_000
-REFERENCES = {
-    "python_loop_us": f"{PYTHON_LOOP:,} iterations of an integer loop in pure Python",
-    "rsa2048_verify_us": "one RSA-2048 PKCS#1 v1.5 SHA-256 signature verification",
-    "redis_ping_us": "one Redis PING round trip on loopback",
-}
 
 
 def _python_loop() -> int:
@@ -63,12 +57,3 @@ def calibrate(redis_url: str | None, cpus: set[int] | None = None) -> dict[str, 
     finally:
         os.sched_setaffinity(0, previous)
     return figures
-
-
-def calibration_ratio(before: dict[str, Any], after: dict[str, Any]) -> dict[str, float]:
-    """after / before for each reference both measured (above 1: the machine was slower)."""
-    return {
-        name: round(after[name] / before[name], 3)
-        for name in REFERENCES
-        if before.get(name) and after.get(name)
-    }

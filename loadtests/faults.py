@@ -26,13 +26,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from common.schemes import HMAC_ALGORITHMS
 from loadtests.generator_parts import WINDOW_OPEN_MARKER
 from loadtests.http_probe import service_counters
 from loadtests.matrix import REDIS_FAULTS, Cell
 from loadtests.private_redis import PrivateRedis
 from loadtests.target_process import TargetNode
 from targets.jwt_keys import generate_private_key, new_kid, write_key
-from targets.settings import HMAC_ALGORITHMS
 
 WINDOW_WAIT_S = 60.0
 

@@ -22,9 +22,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from common.schemes import ALGORITHMS
 from loadtests.schedule import ARRIVALS
 from loadtests.thresholds import ThresholdError, parse_threshold
-from targets.settings import ALGORITHMS
 
 MATRICES_DIR = Path(__file__).parent / "matrices"
 TOPOLOGIES = ("single", "multi", "split")

@@ -26,15 +26,17 @@ import redis.asyncio as aioredis
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
+from common.credentials import BENCH_PASSWORD
+from common.schemes import ALGORITHMS
+from common.store_keys import SESSION_PREFIX
 from loadtests.private_redis import PrivateRedis, redis_url_from_env
 from targets import redis_store
 from targets.jwt_keys import KeyRing, load_key_ring
 from targets.jwt_tokens import TokenService
 from targets.server_timing import ServerTiming
 from targets.session_store import MemorySessionStore, RedisSessionStore
-from targets.settings import ALGORITHMS
 from targets.token_state import TokenState
-from targets.users import BENCH_PASSWORD, load_users
+from targets.users import load_users
 
 REPEATS = 7
 BATCH_TARGET_S = 0.03
@@ -182,7 +184,7 @@ async def measure_stores(redis_url: str) -> list[MicroResult]:
 
 async def _forget_sessions(client: aioredis.Redis) -> None:
     """The micro benchmark's sessions are throwaway; leave the store as small as it was."""
-    async for key in client.scan_iter(match="authbench:sess:*", count=1000):
+    async for key in client.scan_iter(match=SESSION_PREFIX + "*", count=1000):
         await client.delete(key)
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import psutil
 import redis
 
+from common.store_keys import KEY_PREFIX, STATE_PREFIXES
 from loadtests.http_probe import service_counters
 
 INTERVAL_S = 0.2
@@ -225,9 +226,6 @@ def idle_redis_cpu(redis_url: str, seconds: float = IDLE_S) -> float:
     return max(0.0, (points[-1][1] - points[0][1]) / (points[-1][0] - points[0][0]))
 
 
-STATE_PREFIXES = ("authbench:sess:", "authbench:fam:", "authbench:deny:", "authbench:famrevoked:")
-
-
 def redis_key_memory(redis_url: str, sample: int = 200) -> dict[str, dict[str, float]]:
     """Live keys and mean ``MEMORY USAGE`` bytes per key, for each kind of state a scheme keeps."""
     client = redis.Redis.from_url(redis_url, socket_timeout=5)
@@ -241,7 +239,7 @@ def redis_key_memory(redis_url: str, sample: int = 200) -> dict[str, dict[str, f
                 if len(sizes) < sample:
                     sizes.append(client.memory_usage(key, samples=0) or 0)
             if count:
-                usage[prefix.removeprefix("authbench:").rstrip(":")] = {
+                usage[prefix.removeprefix(KEY_PREFIX).rstrip(":")] = {
                     "keys": count,
                     "mean_bytes": round(sum(sizes) / len(sizes), 1),
                 }

@@ -13,9 +13,9 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
+from common.schemes import HMAC_ALGORITHMS
 from loadtests.matrix import Cell
 from loadtests.target_process import TargetNode
-from targets.settings import HMAC_ALGORITHMS
 
 
 def resource_args(cell: Cell, issuer_url: str, keys_dir: Path) -> list[str]:

@@ -19,11 +19,12 @@ from typing import Any
 
 import jwt
 
+from common.credentials import BENCH_PASSWORD, FIRST_USER
+from common.schemes import HMAC_ALGORITHMS
 from loadtests.http_probe import Reply, call
-from targets.settings import HMAC_ALGORITHMS
 
-PASSWORD = "bench-password"
-USER = "user0"
+PASSWORD = BENCH_PASSWORD
+USER = FIRST_USER
 
 
 IDENTITY = "identity"

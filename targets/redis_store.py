@@ -18,7 +18,6 @@ from targets.server_timing import ServerTiming
 
 CONNECT_TIMEOUT_S = 0.5
 COMMAND_TIMEOUT_S = 1.0
-KEY_PREFIX = "authbench:"
 
 
 class StoreUnavailable(Exception):

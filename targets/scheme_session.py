@@ -12,13 +12,14 @@ import secrets
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
+from common.credentials import SESSION_COOKIE
 from targets.call_chain import call_chain_for, me_answer
 from targets.context import LoginRequest, ServerContext
 from targets.http_errors import AuthFailure, start_timing
 from targets.server_timing import HEADER as SERVER_TIMING
 from targets.session_store import MemorySessionStore, RedisSessionStore, SessionStore
 
-COOKIE_NAME = "session_id"
+COOKIE_NAME = SESSION_COOKIE
 SESSION_ID_BYTES = 32
 SESSION_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{43}$")
 

@@ -12,10 +12,10 @@ from typing import Protocol
 
 import redis.asyncio as aioredis
 
-from targets.redis_store import KEY_PREFIX, store_call
+from common.store_keys import SESSION_PREFIX
+from targets.redis_store import store_call
 from targets.server_timing import ServerTiming
 
-SESSION_PREFIX = KEY_PREFIX + "sess:"
 PURGE_EVERY_WRITES = 1024
 
 

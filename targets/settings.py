@@ -15,24 +15,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
+from common.schemes import ALGORITHMS, DEFAULT_ALG, HMAC_ALGORITHMS
+
 SCHEMES = ("none", "session", "jwt")
 ROLES = ("all", "issuer", "resource")
-HMAC_ALGORITHMS = ("HS256", "HS384", "HS512")
 MAX_HOPS = 16
 STORES = ("redis", "memory")
-ALGORITHMS = (
-    "HS256",
-    "HS384",
-    "HS512",
-    "RS256",
-    "RS384",
-    "RS512",
-    "PS256",
-    "ES256",
-    "ES384",
-    "EdDSA",
-)
-DEFAULT_ALG = "RS256"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 ENV_PREFIX = "AUTHBENCH_"
 TRUE_WORDS = ("1", "true", "yes", "on")

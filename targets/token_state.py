@@ -13,12 +13,9 @@ from enum import Enum
 
 import redis.asyncio as aioredis
 
-from targets.redis_store import KEY_PREFIX, store_call
+from common.store_keys import DENIED_PREFIX, FAMILY_PREFIX, REVOKED_FAMILY_PREFIX
+from targets.redis_store import store_call
 from targets.server_timing import ServerTiming
-
-FAMILY_PREFIX = KEY_PREFIX + "fam:"
-REVOKED_FAMILY_PREFIX = KEY_PREFIX + "famrevoked:"
-DENIED_PREFIX = KEY_PREFIX + "deny:"
 
 # KEYS: family, revoked-family marker.
 # ARGV: presented jti, new jti, family ttl, marker ttl (0: no marker).

@@ -17,7 +17,8 @@ import os
 import secrets
 from pathlib import Path
 
-BENCH_PASSWORD = "bench-password"
+from common.credentials import BENCH_PASSWORD
+
 KDF_NAME = "pbkdf2-sha256"
 SALT_BYTES = 16
 

@@ -11,12 +11,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from common.credentials import BENCH_PASSWORD
 from loadtests.private_redis import PrivateRedis, redis_url_from_env
 from loadtests.target_process import TargetNode
 
 TEST_USERS = 20
 TEST_KDF_ITERATIONS = 1000
-PASSWORD = "bench-password"
+PASSWORD = BENCH_PASSWORD
 
 StartTarget = Callable[..., TargetNode]
 

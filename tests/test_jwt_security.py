@@ -13,6 +13,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from common.schemes import ALGORITHMS
 from loadtests.target_process import TargetNode
 from targets.jwt_keys import (
     KeyRing,
@@ -21,7 +22,6 @@ from targets.jwt_keys import (
     new_kid,
     write_key,
 )
-from targets.settings import ALGORITHMS
 from tests import forge
 from tests.conftest import client_for, launch, login
 

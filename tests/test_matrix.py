@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from common.schemes import ALGORITHMS
 from loadtests.matrix import MatrixError, load_matrix
-from targets.settings import ALGORITHMS
 
 GOOD_GROUP = """
 [[cells]]

@@ -31,11 +31,11 @@ import gevent
 from locust import FastHttpUser
 from locust.exception import StopUser
 
+from common.credentials import BENCH_PASSWORD, SESSION_COOKIE
 from loadtests.recorder import CLIENT, INTENDED_START, recorder
 from loadtests.schedule import ARRIVALS, Schedule
 
-PASSWORD = os.environ.get("AUTHBENCH_PASSWORD", "bench-password")
-SESSION_COOKIE = "session_id"
+PASSWORD = os.environ.get("AUTHBENCH_PASSWORD", BENCH_PASSWORD)
 HOPS_HEADER = "X-Authbench-Hops"
 NODE_RETRY_S = 10.0  # as nginx's default fail_timeout: a failed upstream is skipped this long
 NO_ANSWER = 0  # the status Locust's fast client reports when no connection was made
