@@ -16,7 +16,7 @@ import httpx
 
 from loadtests.private_redis import PrivateRedis
 from tests.conftest import StartTarget, client_for, login
-from tests.test_redis_outage import RECOVERY_S, wait_for_status
+from tests.polling import RECOVERY_S, wait_for_status
 
 CLIENTS = 8
 BEFORE_S, OUTAGE_S, AFTER_S = 0.8, 1.5, 1.0

@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 import httpx
 
 from loadtests.private_redis import PrivateRedis
 from tests.conftest import StartTarget, client_for, login
-
-RECOVERY_S = 2.0
-
-
-def wait_for_status(request: Callable[[], httpx.Response], status: int, within_s: float) -> int:
-    """Poll until the request answers ``status``; the last status seen."""
-    deadline = time.monotonic() + within_s
-    seen = request().status_code
-    while seen != status and time.monotonic() < deadline:
-        time.sleep(0.05)
-        seen = request().status_code
-    return seen
+from tests.polling import RECOVERY_S, wait_for_status
 
 
 def assert_json_503(response: httpx.Response) -> None:

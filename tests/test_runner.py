@@ -17,6 +17,7 @@ import pytest
 
 from loadtests.cell_metrics import COLUMNS
 from loadtests.matrix import load_matrix
+from loadtests.run_folder import SCHEMA_VERSION
 from loadtests.runner import _nice_floor, interleaved_groups
 from loadtests.trivial_server import TrivialServer
 from loadtests.verify import LOGOUT_EVERYWHERE, Expected, VerifyFailed, verify_target
@@ -83,7 +84,7 @@ def test_tiny_matrix_runs_end_to_end_and_leaves_a_complete_run_folder(tmp_path: 
     assert code == 0, stderr
     run_dir = (out / "latest").resolve()
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert manifest["schema_version"] >= 1
+    assert manifest["schema_version"] == SCHEMA_VERSION
     assert manifest["status"] == "complete"
     assert manifest["generator_ceiling"]["1"]["source"] == "measured"
     assert manifest["generator_ceiling"]["1"]["rps"] > 0
