@@ -126,17 +126,30 @@ def test_tiny_matrix_runs_end_to_end_and_leaves_a_complete_run_folder(tmp_path: 
     assert "results:" in stdout and str(run_dir.name) in stdout
 
 
-def test_saturated_cells_are_flagged_in_metrics_and_summary(tmp_path: Path) -> None:
+def test_saturated_cells_are_flagged_and_a_violated_matrix_threshold_exits_3(
+    tmp_path: Path,
+) -> None:
+    """One real run, reported: its matrix's threshold (no read faster than 1 req/s) fails."""
     matrix = write_matrix(tmp_path, ["none"], duration=1, extra="")
-    matrix.write_text("generator_ceiling_rps = 1\n" + matrix.read_text())
+    matrix.write_text(
+        "generator_ceiling_rps = 1\n" + matrix.read_text()
+        + '\n[thresholds]\nfail_on = ["rps@saturation<1"]\n'
+    )  # fmt: skip
     out = tmp_path / "results"
-    code, stdout, stderr = finish(runner(["--matrix", str(matrix)], out))
-    assert code == 0, stderr
+    done = subprocess.run(
+        [sys.executable, "-m", "authbench", "--results", str(out), "run", "--matrix", str(matrix),
+         "--no-micro"],
+        capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr  # THRESHOLD, documented in authbench --help
+    assert "VIOLATED: rps@saturation<1" in done.stdout
     run_dir = (out / "latest").resolve()
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["generator_ceiling"]["1"] == {"rps": 1.0, "source": "matrix"}
+    assert manifest["thresholds"] == ["rps@saturation<1"]
     assert [row["saturated"] for row in read_metrics(run_dir)] == ["True"]
-    assert "SATURATED" in stdout and "saturated the generator" in stdout
+    assert "SATURATED" in done.stdout and "saturated the generator" in done.stdout
+    assert json.loads((run_dir / "summary.json").read_text())["thresholds_passed"] is False
 
 
 def test_interrupt_keeps_finished_cells_leaves_no_process_and_resume_completes(
