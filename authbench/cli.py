@@ -105,8 +105,8 @@ def command_run(args: argparse.Namespace) -> int:
     )
     stop_on_sigterm_like_ctrl_c()  # finished cells kept, no stray process
     status = INCOMPLETE if print_summary(execute(run, with_micro=not args.no_micro), run) else OK
-    if status == OK and args.until == "decided" and not until_decided(run.run_dir, args.budget_s):
-        status = INCOMPLETE
+    if status == OK and args.until == "decided":
+        status = OK if until_decided(run.run_dir.resolve(), args.budget_s) else INCOMPLETE
     if args.no_report:
         return status
     judged = _report(run.run_dir, rules, baseline)

@@ -1,5 +1,0 @@
-"""``python -m authbench``: the same as the ``authbench`` command."""
-
-from authbench.cli import main
-
-main()

@@ -1,1 +1,0 @@
-"""Load tests for authbench: Locust scenarios, the matrix runner, and the processes they drive."""

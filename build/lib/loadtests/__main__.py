@@ -1,5 +1,0 @@
-"""``python -m loadtests run --matrix …``: the ``authbench`` command itself."""
-
-from authbench.cli import main
-
-main()
