@@ -300,9 +300,38 @@ def _window_text(seconds: float | None) -> str:
     return "at once" if seconds == 0 else f"{seconds:g} s"
 
 
+def own_work_cores(workload: Workload) -> Span | None:
+    """The application's own work for every request at the workload's headroom (None when the
+    workload does not give it): the same for every scheme, so it never changes the cheapest."""
+    if workload.app_cpu_us_per_req is None:
+        return None
+    rate = workload.reads_per_s + workload.logins_per_s
+    cores = workload.app_cpu_us_per_req * rate / 1e6 / (1 - workload.headroom)
+    return Span(cores, cores, cores)
+
+
+def _with_own_work(record: dict[str, str], total: Span | None, work: Span | None) -> None:
+    """Authentication's share of all the work, and the total cores, beside the scheme's row."""
+    if work is None:
+        return
+    record["your work cores"] = f"{work.value:.2f} (your figure)"
+    if total is None:
+        record["auth share"] = record["total cores"] = "not measured"
+        return
+    share = total.value / (total.value + work.value)
+    if math.isinf(total.high):
+        record["auth share"] = f"{share:.0%} (no interval)"
+    else:
+        low = total.low / (total.low + work.value)
+        high = total.high / (total.high + work.value)
+        record["auth share"] = f"{share:.0%} [{low:.0%}, {high:.0%}]"
+    record["total cores"] = (total + work).text()
+
+
 def sizing_table(rows: list[Sizing], workload: Workload) -> pd.DataFrame:
     """The table the report and the console show."""
     records = []
+    work = own_work_cores(workload)
     for row in rows:
         total = row.total_cores
         monthly = (
@@ -330,4 +359,5 @@ def sizing_table(rows: list[Sizing], workload: Workload) -> pd.DataFrame:
                 "notes": "; ".join(row.notes),
             }
         )
+        _with_own_work(records[-1], total, work)
     return pd.DataFrame.from_records(records)

@@ -115,7 +115,12 @@ def workload_section(run: RunData) -> tuple[WorkloadSection | None, Workload | N
         f"{1 - workload.headroom:.0%} busy",
         "Redis is one process: its cores above 1 mean sharding, not a bigger machine",
         "network, TLS, the application's own work and the load balancer are left out: this "
-        "is the authentication layer's share, measured on this run's machine (see calibration)",
+        "is the authentication layer's share, measured on this run's machine (see calibration)"
+        if workload.app_cpu_us_per_req is None
+        else f"your application's own work is your figure ({workload.app_cpu_us_per_req:g} µs "
+        "CPU per request, not measured here), added to every scheme alike: it changes the "
+        "total and authentication's share, never which scheme is cheapest; network, TLS and "
+        "the load balancer are left out",
     ]
     if workload.store_delay_ms:
         caveats.append(

@@ -2,7 +2,8 @@
 
 ``[workload]`` holds ``reads_per_s`` (required) and optionally ``logins_per_s``,
 ``active_users``, ``access_ttl_s`` or ``refreshes_per_s``, ``nodes``, ``store_delay_ms``,
-``max_revocation_window_s``, ``headroom`` and ``price_per_core_hour``;
+``max_revocation_window_s``, ``headroom``, ``price_per_core_hour`` and
+``app_cpu_us_per_req`` (your application's own CPU per request, to see authentication's share);
 the shipped ``analysis/workloads/example.toml`` (``--workload example``) explains each. Any
 problem is one line naming the file and the key.
 """
@@ -48,6 +49,7 @@ class Workload:
     max_revocation_window_s: float | None = None
     headroom: float = 0.3
     price_per_core_hour: float | None = None
+    app_cpu_us_per_req: float | None = None  # the application's own work per request, yours
 
     def refresh_rate(self, access_ttl_s: float | None = None) -> float:
         """JWT refreshes per second: given, or every active user once per access lifetime."""

@@ -9,11 +9,21 @@ import shutil
 import statistics
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from analysis.cost import ZERO, Sizing, Span, cheapest, sizings, span, unmet_windows
+from analysis.cost import (
+    ZERO,
+    Sizing,
+    Span,
+    cheapest,
+    sizing_table,
+    sizings,
+    span,
+    unmet_windows,
+)
 from analysis.history import write_history
 from analysis.report import write_report
 from analysis.stats import Estimate
@@ -215,3 +225,26 @@ def test_a_one_repetition_input_is_an_unbounded_range_and_never_names_the_cheape
     single = sized("jwt-HS256", Span(1.0, 0.0, math.inf))
     best, verdict = cheapest([measured, single])
     assert best is not None and verdict.startswith("undecided between")
+
+
+def test_your_own_work_adds_to_every_scheme_and_gives_authentications_share(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "workload.toml"
+    path.write_text(
+        "[workload]\nreads_per_s = 3000\nlogins_per_s = 20\nactive_users = 50000\n"
+        "headroom = 0.3\napp_cpu_us_per_req = 1500\n"
+    )
+    workload = load_workload(path)
+    rows = sizings(load_run(FIXTURE), workload)
+    table = sizing_table(rows, workload).set_index("scheme")
+    work = 1500e-6 * (3000 + 20) / 0.7  # by hand: µs per request × requests/s, at 70% busy
+    es256 = next(r for r in rows if r.scheme == "jwt-ES256")
+    auth = es256.total_cores
+    assert table.loc[es256.label, "your work cores"] == f"{work:.2f} (your figure)"
+    share = auth.value / (auth.value + work)
+    low, high = auth.low / (auth.low + work), auth.high / (auth.high + work)
+    assert table.loc[es256.label, "auth share"] == f"{share:.0%} [{low:.0%}, {high:.0%}]"
+    assert table.loc[es256.label, "total cores"].startswith(f"{auth.value + work:.2f} [")
+    without = sizings(load_run(FIXTURE), replace(workload, app_cpu_us_per_req=None))
+    assert cheapest(rows)[1] == cheapest(without)[1]  # the same work for all: same answer
