@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from analysis.stats import Estimate
+from analysis.claims import MIN_PAIRS
+from analysis.stats import Estimate, difference, paired_difference
 from analysis.tidy import RunData
 from analysis.workload import Workload
 
@@ -87,6 +88,7 @@ class Sizing:
     revocation_window_s: float | None
     meets_window: bool
     notes: list[str] = field(default_factory=list)
+    added_p50_ms: Estimate | None = None  # p50 over none's at equal load (with a budget only)
 
     @property
     def complete(self) -> bool:
@@ -158,6 +160,18 @@ def password_hash_us(run: RunData) -> float | None:
     return float(rows.iloc[0]["median_us"]) if not rows.empty else None
 
 
+def added_p50_ms(run: RunData, scheme: str) -> Estimate | None:
+    """The scheme's p50 over none's at equal load, paired by repetition where both ran it."""
+    rate = run.equal_load_rate("read")
+    axes = {"scenario": "read", "topology": "single", "model": "open", "rate": rate}
+    own = run.get("p50_ms", scheme=scheme, **axes) if rate is not None else None
+    base = run.get("p50_ms", scheme="none", **axes) if rate is not None else None
+    if own is None or base is None:
+        return None
+    pairs = run.pairs("p50_ms", {"scheme": scheme, **axes}, {"scheme": "none", **axes})
+    return paired_difference(pairs) if len(pairs) >= MIN_PAIRS else difference(own, base)
+
+
 def observed_window_s(run: RunData, scheme: str) -> float | None:
     """The longest observed revocation delay of the scheme, in seconds (None: not observed)."""
     found = run.get_flagged("max_ms", scheme=scheme, scenario="revocation")
@@ -212,6 +226,7 @@ def size(run: RunData, workload: Workload, scheme: str, ttl: float | None = None
         window,
         meets,
         notes,
+        added_p50_ms(run, scheme) if workload.latency_budget_ms else None,
     )
 
 
@@ -328,6 +343,18 @@ def _with_own_work(record: dict[str, str], total: Span | None, work: Span | None
     record["total cores"] = (total + work).text()
 
 
+def _budget_share(added: Estimate | None, budget_ms: float) -> str:
+    """The p50 a scheme adds over none at equal load, as a share of the latency budget."""
+    if added is None:
+        return "not measured (no equal-load cells)"
+    if not added.has_interval:
+        return f"{added.value:.2f} ms = {added.value / budget_ms:.1%} (no interval)"
+    return (
+        f"{added.value:.2f} ms = {added.value / budget_ms:.1%} "
+        f"[{added.low / budget_ms:.1%}, {added.high / budget_ms:.1%}] of {budget_ms:g} ms"
+    )
+
+
 def sizing_table(rows: list[Sizing], workload: Workload) -> pd.DataFrame:
     """The table the report and the console show."""
     records = []
@@ -360,4 +387,8 @@ def sizing_table(rows: list[Sizing], workload: Workload) -> pd.DataFrame:
             }
         )
         _with_own_work(records[-1], total, work)
+        if workload.latency_budget_ms:
+            records[-1]["p50 added of budget"] = _budget_share(
+                row.added_p50_ms, workload.latency_budget_ms
+            )
     return pd.DataFrame.from_records(records)

@@ -3,7 +3,8 @@
 ``[workload]`` holds ``reads_per_s`` (required) and optionally ``logins_per_s``,
 ``active_users``, ``access_ttl_s`` or ``refreshes_per_s``, ``nodes``, ``store_delay_ms``,
 ``max_revocation_window_s``, ``headroom``, ``price_per_core_hour`` and
-``app_cpu_us_per_req`` (your application's own CPU per request, to see authentication's share);
+``app_cpu_us_per_req`` and ``latency_budget_ms`` (your application's own CPU per request and
+what a request may take in all, to see authentication's share of each);
 the shipped ``analysis/workloads/example.toml`` (``--workload example``) explains each. Any
 problem is one line naming the file and the key.
 """
@@ -50,6 +51,7 @@ class Workload:
     headroom: float = 0.3
     price_per_core_hour: float | None = None
     app_cpu_us_per_req: float | None = None  # the application's own work per request, yours
+    latency_budget_ms: float | None = None  # what a request may take in all, for auth's share
 
     def refresh_rate(self, access_ttl_s: float | None = None) -> float:
         """JWT refreshes per second: given, or every active user once per access lifetime."""
@@ -60,7 +62,7 @@ class Workload:
 
 
 KEYS = {field.name for field in fields(Workload)}
-POSITIVE = {"reads_per_s", "access_ttl_s", "nodes"}
+POSITIVE = {"reads_per_s", "access_ttl_s", "nodes", "latency_budget_ms"}
 WHOLE = {"nodes"}
 
 

@@ -233,7 +233,7 @@ def test_your_own_work_adds_to_every_scheme_and_gives_authentications_share(
     path = tmp_path / "workload.toml"
     path.write_text(
         "[workload]\nreads_per_s = 3000\nlogins_per_s = 20\nactive_users = 50000\n"
-        "headroom = 0.3\napp_cpu_us_per_req = 1500\n"
+        "headroom = 0.3\napp_cpu_us_per_req = 1500\nlatency_budget_ms = 50\n"
     )
     workload = load_workload(path)
     rows = sizings(load_run(FIXTURE), workload)
@@ -246,5 +246,14 @@ def test_your_own_work_adds_to_every_scheme_and_gives_authentications_share(
     low, high = auth.low / (auth.low + work), auth.high / (auth.high + work)
     assert table.loc[es256.label, "auth share"] == f"{share:.0%} [{low:.0%}, {high:.0%}]"
     assert table.loc[es256.label, "total cores"].startswith(f"{auth.value + work:.2f} [")
+    with (FIXTURE / "metrics.csv").open(newline="") as handle:
+        equal = [r for r in csv.DictReader(handle) if r["equal_load"] == "True"]
+    p50 = {(r["scheme"], r["repetition"]): float(r["p50_ms"]) for r in equal}
+    added = statistics.mean(
+        p50[("jwt-ES256", rep)] - p50[("none", rep)] for scheme, rep in p50 if scheme == "none"
+    )  # by hand: the mean over repetitions of ES256's p50 minus none's, at equal load
+    assert table.loc[es256.label, "p50 added of budget"].startswith(
+        f"{added:.2f} ms = {added / 50:.1%} ["
+    )
     without = sizings(load_run(FIXTURE), replace(workload, app_cpu_us_per_req=None))
     assert cheapest(rows)[1] == cheapest(without)[1]  # the same work for all: same answer
