@@ -241,23 +241,8 @@ def serve(argv: list[str]) -> int:
     return OK
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The command line."""
-    parser = _OneLineParser(
-        prog=PROG,
-        description="Sessions or JWTs, and which signing algorithm, settled with measurements.",
-        epilog=__doc__.split("\n", 2)[2],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "--results",
-        type=Path,
-        default=Path("results"),
-        help="results root folder (default: results)",
-    )
-    commands = parser.add_subparsers(
-        dest="command", required=True, parser_class=_OneLineParser, metavar="COMMAND"
-    )
+def _add_measuring(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """run (and report, which judges the same thresholds), selftest, until-decided, micro."""
     run = commands.add_parser("run", help="run a matrix into results/<run-id>/ and report it")
     run.add_argument("--matrix", help="a shipped matrix (authbench matrices) or a TOML file")
     run.add_argument("--resume", metavar="RUN", help="finish an incomplete run (id or folder)")
@@ -280,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="self-test matrices only: a known extra CPU cost in one scheme",
     )
     report = commands.add_parser("report", help="rebuild a run's report and summary")
+    report.add_argument("run", help="run folder or run id (latest works)")
     for sub in (run, report):
         sub.add_argument(
             "--fail-on",
@@ -290,27 +276,6 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument(
             "--baseline", metavar="RUN", help="exit 3 when a figure is worse than in this run"
         )
-    report.add_argument("run", help="run folder or run id (latest works)")
-    compare = commands.add_parser("compare", help="two runs side by side")
-    compare.add_argument("a", help="run folder or id (before)")
-    compare.add_argument("b", help="run folder or id (after)")
-    compare.add_argument("--out", help="folder for the comparison (default: results/compare-A-B)")
-    compare.add_argument(
-        "--fail-on-regression",
-        action="store_true",
-        help="exit 3 when a figure of B is worse than A's",
-    )
-    decide = commands.add_parser("decide", help="cores and cost per scheme for your workload")
-    decide.add_argument("run", help="run folder or run id")
-    decide.add_argument(
-        "--workload", required=True, help="a workload TOML file or a shipped one by name (example)"
-    )
-    history = commands.add_parser("history", help="headline figures across every run")
-    history.add_argument(
-        "--fail-on-regression",
-        action="store_true",
-        help="exit 3 when the latest change of a scheme is a regression",
-    )
     selftest = commands.add_parser(
         "selftest", help="the statistics on known truths: A/A runs and a planted cost"
     )
@@ -336,6 +301,51 @@ def build_parser() -> argparse.ArgumentParser:
     micro = commands.add_parser("micro", help="in-process cost of each primitive")
     micro.add_argument("--out", help="also write the results to this CSV file")
     micro.add_argument("--kdf-iterations", type=int, default=10_000, help="KDF cost to time")
+
+
+def _add_reading(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """compare, decide, history: commands that read finished runs."""
+    compare = commands.add_parser("compare", help="two runs side by side")
+    compare.add_argument("a", help="run folder or id (before)")
+    compare.add_argument("b", help="run folder or id (after)")
+    compare.add_argument("--out", help="folder for the comparison (default: results/compare-A-B)")
+    compare.add_argument(
+        "--fail-on-regression",
+        action="store_true",
+        help="exit 3 when a figure of B is worse than A's",
+    )
+    decide = commands.add_parser("decide", help="cores and cost per scheme for your workload")
+    decide.add_argument("run", help="run folder or run id")
+    decide.add_argument(
+        "--workload", required=True, help="a workload TOML file or a shipped one by name (example)"
+    )
+    history = commands.add_parser("history", help="headline figures across every run")
+    history.add_argument(
+        "--fail-on-regression",
+        action="store_true",
+        help="exit 3 when the latest change of a scheme is a regression",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: subcommands in the order ``--help`` lists them."""
+    parser = _OneLineParser(
+        prog=PROG,
+        description="Sessions or JWTs, and which signing algorithm, settled with measurements.",
+        epilog=__doc__.split("\n", 2)[2],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=Path("results"),
+        help="results root folder (default: results)",
+    )
+    commands = parser.add_subparsers(
+        dest="command", required=True, parser_class=_OneLineParser, metavar="COMMAND"
+    )
+    _add_measuring(commands)
+    _add_reading(commands)
     commands.add_parser(
         "serve", help="one reference server (authbench serve --help)", add_help=False
     )
