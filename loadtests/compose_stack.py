@@ -24,7 +24,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -324,9 +324,13 @@ def main(argv: list[str] | None = None) -> None:
     prog = "compose-bench" if args.command == "collect" else "compose-test"
     try:
         if args.command == "collect":
-            print(f"run folder: {collect(Path(args.folder), results_root, _meta_from_env())}")
+            meta = meta_from_env(os.environ)
+            print(f"run folder: {collect(Path(args.folder), results_root, meta)}")
             return
         figures = compose_test(results_root)
+    except ComposeInputError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        sys.exit(2)
     except (ComposeFailed, OSError, subprocess.SubprocessError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         sys.exit(1)
@@ -346,23 +350,36 @@ def main(argv: list[str] | None = None) -> None:
     print("compose-test: passed")
 
 
-def _meta_from_env() -> dict[str, Any]:
+class ComposeInputError(ValueError):
+    """A make variable that cannot describe a compose-bench run; the message names it."""
+
+
+def _env_number(env: Mapping[str, str], name: str, default: str, kind: type = int) -> Any:
+    text = env.get(name) or default
+    try:
+        return kind(text)
+    except ValueError:
+        noun = "whole number" if kind is int else "number"
+        raise ComposeInputError(f"{name}={text!r} is not a {noun}") from None
+
+
+def meta_from_env(env: Mapping[str, str]) -> dict[str, Any]:
     """What a compose-bench load run was, from the variables docker-compose used."""
-    env = os.environ
     kind, alg = env.get("SCHEME", "jwt"), env.get("ALG", "") or "RS256"
     scheme = {"jwt": f"jwt-{alg}", "session": f"session-{env.get('STORE') or 'redis'}"}
     scenarios = {user_class: scenario for scenario, user_class in USER_CLASSES.items()}
     user_class = env.get("SCENARIO") or "ReadUser"
     if user_class not in scenarios:
-        raise ComposeFailed(f"SCENARIO={user_class!r}: choose from {', '.join(scenarios)}")
+        raise ComposeInputError(f"SCENARIO={user_class!r}: choose from {', '.join(scenarios)}")
     return {
         "scheme": scheme.get(kind, kind), "alg": alg if kind == "jwt" else "",
         "scenario": scenarios[user_class],
-        "replicas": int(env.get("REPLICAS", "2")), "workers": int(env.get("WORKERS", "2")),
-        "users": int(env.get("LOCUST_USERS", "64")), "warmup_s": float(env.get("WARMUP_S", "10")),
-        "duration_s": float(env.get("DURATION_S", "60")),
-        "population": int(env.get("USERS", "1000")),
-        "kdf_iterations": int(env.get("KDF_ITERATIONS", "10000")), "started": utc_now(),
+        "replicas": _env_number(env, "REPLICAS", "2"), "workers": _env_number(env, "WORKERS", "2"),
+        "users": _env_number(env, "LOCUST_USERS", "64"),
+        "warmup_s": _env_number(env, "WARMUP_S", "10", float),
+        "duration_s": _env_number(env, "DURATION_S", "60", float),
+        "population": _env_number(env, "USERS", "1000"),
+        "kdf_iterations": _env_number(env, "KDF_ITERATIONS", "10000"), "started": utc_now(),
         "images": {k: env[k] for k in ("BASE_IMAGE", "REDIS_IMAGE", "NGINX_IMAGE") if k in env}
         or "upstream",
     }  # fmt: skip

@@ -17,6 +17,7 @@ import pytest
 
 from analysis.summary import MAX_MARKDOWN_LINES, SCHEMA_FILE
 from authbench.cli import BAD_INPUT, SUBCOMMANDS, THRESHOLD
+from loadtests.compose_stack import ComposeInputError, meta_from_env
 from loadtests.matrix import MATRICES_DIR, MatrixError, load_matrix
 from loadtests.ports import free_port, wait_for_port
 from loadtests.runner import new_run
@@ -267,3 +268,19 @@ def test_matrices_lists_every_shipped_matrix_even_one_this_machine_cannot_run() 
     assert done.returncode == 0, done.stderr
     listed = {line.split()[0] for line in done.stdout.splitlines()}
     assert listed == {path.stem for path in MATRICES_DIR.glob("*.toml")}
+
+
+def test_compose_bench_labels_the_scenario_it_ran_and_names_a_bad_variable(
+    tmp_path: Path,
+) -> None:
+    assert meta_from_env({})["scenario"] == "read"
+    assert meta_from_env({"SCENARIO": "LoginUser"})["scenario"] == "login"
+    with pytest.raises(ComposeInputError, match="REPLICAS='two' is not a whole number"):
+        meta_from_env({"REPLICAS": "two"})
+    done = subprocess.run(
+        [sys.executable, "-m", "loadtests.compose_stack", "--results", str(tmp_path / "results"),
+         "collect", str(tmp_path)],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "SCENARIO": "Bogus"},
+    )  # fmt: skip
+    assert_one_line_error(done, "compose-bench: error: SCENARIO='Bogus'", "LoginUser")
+    assert not (tmp_path / "results").exists()
