@@ -8,8 +8,3 @@ ALGORITHMS = (
     "RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA",
 )  # fmt: skip
 DEFAULT_ALG = "RS256"
-
-
-def is_hmac(alg: str | None) -> bool:
-    """Whether an algorithm signs with a shared secret (anyone who verifies can also sign)."""
-    return alg in HMAC_ALGORITHMS
