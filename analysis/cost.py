@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from analysis.claims import MIN_PAIRS
-from analysis.stats import Estimate, difference, paired_difference
+from analysis.decision import over_none
+from analysis.stats import Estimate
 from analysis.tidy import RunData
 from analysis.workload import Workload
 
@@ -160,18 +160,6 @@ def password_hash_us(run: RunData) -> float | None:
     return float(rows.iloc[0]["median_us"]) if not rows.empty else None
 
 
-def added_p50_ms(run: RunData, scheme: str) -> Estimate | None:
-    """The scheme's p50 over none's at equal load, paired by repetition where both ran it."""
-    rate = run.equal_load_rate("read")
-    axes = {"scenario": "read", "topology": "single", "model": "open", "rate": rate}
-    own = run.get("p50_ms", scheme=scheme, **axes) if rate is not None else None
-    base = run.get("p50_ms", scheme="none", **axes) if rate is not None else None
-    if own is None or base is None:
-        return None
-    pairs = run.pairs("p50_ms", {"scheme": scheme, **axes}, {"scheme": "none", **axes})
-    return paired_difference(pairs) if len(pairs) >= MIN_PAIRS else difference(own, base)
-
-
 def observed_window_s(run: RunData, scheme: str) -> float | None:
     """The longest observed revocation delay of the scheme, in seconds (None: not observed)."""
     found = run.get_flagged("max_ms", scheme=scheme, scenario="revocation")
@@ -226,7 +214,7 @@ def size(run: RunData, workload: Workload, scheme: str, ttl: float | None = None
         window,
         meets,
         notes,
-        added_p50_ms(run, scheme) if workload.latency_budget_ms else None,
+        over_none(run, scheme, "p50_ms") if workload.latency_budget_ms else None,
     )
 
 

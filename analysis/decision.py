@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
+
 from analysis.claims import MIN_PAIRS
 from analysis.palette import ordered
 from analysis.resilience import when_redis_down
@@ -126,18 +128,23 @@ def capacity_text(row: Any, per_core: bool, detail: str = "") -> str:
     return f"{value:.0f} [{float(low):.0f}, {float(high):.0f}] {unit} ({searches} searches{more})"
 
 
-def _capacity(run: RunData, scheme: str) -> str:
-    planned = {"scheme": scheme, "scenario": "read", "topology": "single"}
+def read_capacity(run: RunData, scheme: str) -> pd.Series | None:
+    """capacity.csv's row of the scheme's single-node read search, if the run made one."""
     if run.capacity.empty:
-        return not_measured(run, "quick", "capacity", **planned)
+        return None
     rows = run.capacity[
         (run.capacity["scheme"] == scheme)
         & (run.capacity["scenario"] == "read")
         & (run.capacity["topology"] == "single")
     ]
-    if rows.empty:
+    return None if rows.empty else rows.iloc[0]
+
+
+def _capacity(run: RunData, scheme: str) -> str:
+    row = read_capacity(run, scheme)
+    if row is None:
+        planned = {"scheme": scheme, "scenario": "read", "topology": "single"}
         return not_measured(run, "quick", "capacity", **planned)
-    row = rows.iloc[0]
     detail = f"p99 ≤ {row['slo_p99_ms']:g} ms; stopped by {row['bound']}"
     return capacity_text(row, per_core=True, detail=detail)
 
@@ -187,16 +194,14 @@ def _multi(run: RunData, scheme: str) -> str:
     return "; ".join(parts) + " (verified across nodes)"
 
 
-def _overhead(run: RunData, scheme: str) -> Estimate | None:
-    """CPU per request over none at equal load: paired by repetition, else combined intervals."""
+def over_none(run: RunData, scheme: str, metric: str) -> Estimate | None:
+    """A figure over none's at equal load: paired by repetition, else combined intervals."""
     axes = equal_axes(run)
-    own = run.get("server_cpu_us_per_req", scheme=scheme, **axes)
-    base = run.get("server_cpu_us_per_req", scheme="none", **axes)
+    own = run.get(metric, scheme=scheme, **axes)
+    base = run.get(metric, scheme="none", **axes)
     if own is None or base is None:
         return None
-    pairs = run.pairs(
-        "server_cpu_us_per_req", {"scheme": scheme, **axes}, {"scheme": "none", **axes}
-    )
+    pairs = run.pairs(metric, {"scheme": scheme, **axes}, {"scheme": "none", **axes})
     return paired_difference(pairs) if len(pairs) >= MIN_PAIRS else difference(own, base)
 
 
@@ -222,7 +227,7 @@ def _verdict(run: RunData, scheme: str, rank: dict[str, str]) -> str:
     if scheme == "none":
         return "Baseline: the framework without authentication."
     parts = [rank[scheme]] if scheme in rank else []
-    extra = _overhead(run, scheme)
+    extra = over_none(run, scheme, "server_cpu_us_per_req")
     if extra is None:
         parts.append("CPU over none at equal load not measured")
     elif extra.has_interval and (extra.low > 0 or extra.high < 0):

@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from analysis.decision import equal_axes
+from analysis.decision import equal_axes, read_capacity
 from analysis.stats import Estimate
 from analysis.tidy import RunData
 
@@ -62,13 +62,9 @@ def _scheme_figures(run: RunData, scheme: str) -> dict[str, Any]:
 
 
 def _capacity(run: RunData, scheme: str) -> dict[str, Any] | None:
-    if run.capacity.empty:
+    row = read_capacity(run, scheme)
+    if row is None:
         return None
-    rows = run.capacity[(run.capacity["scheme"] == scheme) & (run.capacity["scenario"] == "read")
-                        & (run.capacity["topology"] == "single")]  # fmt: skip
-    if rows.empty:
-        return None
-    row = rows.iloc[0]
     return {
         "rps": _number(float(row["capacity_rps"])),
         "low": _number(float(row.get("capacity_lo", math.nan))),

@@ -70,13 +70,13 @@ def _load(name: str, root: Path) -> RunData:
     return load_run(_run_folder(name, root))
 
 
-def _report(run_dir: Path, rules: list[str], baseline: Path | None) -> int:
+def _report(run: RunData, rules: list[str], baseline: Path | None) -> int:
     """Rebuild the report and summary; THRESHOLD when a rule failed, else OK."""
     from analysis.report import write_report
     from analysis.tidy import load_run
 
-    report = write_report(load_run(run_dir), rules, load_run(baseline) if baseline else None)
-    print(f"report: {run_dir / 'report.html'}\nsummary: {run_dir / 'summary.json'}")
+    report = write_report(run, rules, load_run(baseline) if baseline else None)
+    print(f"report: {run.run_dir / 'report.html'}\nsummary: {run.run_dir / 'summary.json'}")
     for check in report.thresholds:
         print(check.line())
     return OK if all(check.passed for check in report.thresholds) else THRESHOLD
@@ -109,7 +109,7 @@ def command_run(args: argparse.Namespace) -> int:
         status = OK if until_decided(run.run_dir.resolve(), args.budget_s) else INCOMPLETE
     if args.no_report:
         return status
-    judged = _report(run.run_dir, rules, baseline)
+    judged = _report(_load(str(run.run_dir), args.results), rules, baseline)
     return status or judged
 
 
@@ -126,8 +126,7 @@ def command_report(args: argparse.Namespace) -> int:
     """Rebuild a run's figures, report and summary from its raw files."""
     rules = _rules(args.fail_on)
     baseline = _baseline(args.baseline, args.results)
-    _load(args.run, args.results)  # a one-line error before anything is written
-    return _report(_run_folder(args.run, args.results), rules, baseline)
+    return _report(_load(args.run, args.results), rules, baseline)
 
 
 def command_compare(args: argparse.Namespace) -> int:
