@@ -19,6 +19,7 @@ from analysis.decision import HEADERS, capacity_text, decision_rows
 from analysis.microservices import microservices_section
 from analysis.resilience import Section, resilience_section
 from analysis.stats import MIN_TAIL_REQUESTS
+from analysis.store_cache import store_cache_section
 from analysis.summary import write_summary
 from analysis.thresholds import Check, check_thresholds
 from analysis.tidy import RunData
@@ -57,6 +58,7 @@ class Report:
     workload: WorkloadSection | None = None
     resilience: Section | None = None
     microservices: Section | None = None
+    store_cache: Section | None = None
     warnings: list[str] = field(default_factory=list)
     thresholds: list[Check] = field(default_factory=list)
 
@@ -379,6 +381,7 @@ def build_report(
         workload=section,
         resilience=resilience_section(run, figures_dir),
         microservices=microservices_section(run, figures_dir),
+        store_cache=store_cache_section(run),
         warnings=warnings(run),
         thresholds=check_thresholds(run, all_rules, claims, baseline),
     )
@@ -460,7 +463,8 @@ def render_html(report: Report) -> str:
         parts.append("<h2 id='capacity'>Capacity at the SLO</h2>")
         parts.append(_html_table(CAPACITY_HEADERS, report.capacity, "capacity-table"))
     for css, section in (("resilience", report.resilience),
-                         ("microservices", report.microservices)):  # fmt: skip
+                         ("microservices", report.microservices),
+                         ("store-cache", report.store_cache)):  # fmt: skip
         if section is None:
             continue
         parts.append(f"<h2 id='{css}'>{e(section.title)}</h2>")
@@ -547,7 +551,7 @@ def render_markdown(report: Report, report_dir: Path) -> str:
         parts += [f"**{w.verdict}**", "", *[f"- {c}" for c in w.caveats], ""]
     if report.capacity:
         parts += ["## Capacity at the SLO", "", _md_table(CAPACITY_HEADERS, report.capacity), ""]
-    for section in (report.resilience, report.microservices):
+    for section in (report.resilience, report.microservices, report.store_cache):
         if section is None:
             continue
         parts += [f"## {section.title}", ""]

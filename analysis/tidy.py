@@ -34,7 +34,7 @@ CELL_KEY = list(IDENTITY)  # repetitions of one cell: the same identity, nothing
 # store is only ever asked for by name.
 HEADLINE_DEFAULTS = {
     "model": "closed", "balancer": "client", "fault": "", "sliding_session": False,
-    "store_delay_ms": 0.0, "planted_cost_us": 0,
+    "store_cache_s": 0, "store_delay_ms": 0.0, "planted_cost_us": 0,
 }  # fmt: skip
 SUMMARISED = (
     "rps", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms", "min_ms",

@@ -88,8 +88,9 @@ COLUMNS = [
     "window_s", "model", "rate", "equal_load", "denylist", "warmup_s", "duration_s",
     "kdf_iterations", "population", "generator_processes", "store_delay_ms",
     "store_delay_measured_ms", "fault", "fault_at_s", "fault_s", "persistence",
-    "sliding_session", "introspect_cache_s", "jwks_cooldown_s", "kid_flood_share",
-    "planted_cost_us", *SPLIT_COLUMNS, *FAULT_COLUMNS, "repetition", "cell_id", "status", "reason",
+    "sliding_session", "store_cache_s", "introspect_cache_s", "jwks_cooldown_s",
+    "kid_flood_share", "planted_cost_us", *SPLIT_COLUMNS, *FAULT_COLUMNS, "repetition", "cell_id",
+    "status", "reason",
 ]  # fmt: skip
 
 
@@ -280,6 +281,7 @@ def _described(meta: dict[str, Any]) -> dict[str, Any]:
         fault=params.get("fault") or "",
         persistence=params.get("persistence") or "none",
         sliding_session=bool(params.get("sliding_session")),
+        store_cache_s=int(params.get("store_cache_s") or 0),
         store_delay_ms=float(params.get("store_delay_ms") or 0.0),
         hops=int(params.get("hops") or 1),
     )

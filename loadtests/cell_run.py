@@ -77,9 +77,11 @@ def expected_identity(cell: Cell) -> Expected:
     planted = cell.settings.planted_cost_us
     if cell.scheme == "none":
         return Expected("none", None, None, False, planted_cost_us=planted)
+    cache = cell.settings.store_cache_s
     if cell.scheme.startswith("session-"):
-        return Expected("session", None, cell.store, False, planted_cost_us=planted)
-    return Expected("jwt", cell.alg, "redis", cell.denylist, cell.introspect, planted)
+        return Expected("session", None, cell.store, False, planted_cost_us=planted,
+                        store_cache_s=cache)  # fmt: skip
+    return Expected("jwt", cell.alg, "redis", cell.denylist, cell.introspect, planted, cache)
 
 
 def set_aside(cell_dir: Path) -> None:

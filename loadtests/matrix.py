@@ -90,6 +90,7 @@ class CellSettings:
     fault_s: float = 1.5
     persistence: str = "none"
     sliding_session: bool = False
+    store_cache_s: int = 0
     hops: int = 1
     introspect_cache_s: int = 0
     jwks_cooldown_s: float = 2.0
@@ -106,7 +107,8 @@ GROUP_KEYS = AXIS_KEYS + SETTING_KEYS
 MEASUREMENT_AXES = (
     "scheme", "topology", "nodes", "balancer", "scenario", "users", "model", "rate", "arrivals",
     "equal_load", "access_ttl", "store_delay_ms", "fault", "fault_s", "persistence",
-    "sliding_session", "hops", "introspect_cache_s", "jwks_cooldown_s", "kid_flood_share",
+    "sliding_session", "store_cache_s", "hops", "introspect_cache_s", "jwks_cooldown_s",
+    "kid_flood_share",
 )  # fmt: skip
 CONDITIONS = (
     "warmup_s", "duration_s", "kdf_iterations", "population", "generator_processes", "fault_at_s",
@@ -116,7 +118,8 @@ PLANTED = ("planted_cost_us",)
 IDENTITY = (*MEASUREMENT_AXES, *CONDITIONS, *PLANTED)
 # Settings that only a scheme with credentials reads: the ``none`` baseline ignores them.
 CREDENTIAL_SETTINGS = (
-    "access_ttl", "sliding_session", "persistence", "introspect_cache_s", "jwks_cooldown_s",
+    "access_ttl", "sliding_session", "store_cache_s", "persistence", "introspect_cache_s",
+    "jwks_cooldown_s",
 )  # fmt: skip
 # Every setting but the repetition count is part of the identity: a new one must be placed.
 assert set(IDENTITY) == {"scheme", "topology", "nodes", "scenario", "users"} | (
@@ -181,6 +184,7 @@ class Cell:
         delay = self.settings.store_delay_ms
         distance = f"-d{delay:g}ms" if delay and self.store == "redis" else ""
         sliding = "-sliding" if self.settings.sliding_session else ""
+        sliding += f"-cache{self.settings.store_cache_s}s" if self.settings.store_cache_s else ""
         hops = f"-h{self.settings.hops}" if self.settings.hops > 1 else ""
         planted = self.settings.planted_cost_us
         lifetime += f"-planted{planted}us" if planted else ""
@@ -248,6 +252,8 @@ class Cell:
         ]  # fmt: skip
         if self.settings.planted_cost_us:
             common += ["--planted-cost-us", str(self.settings.planted_cost_us)]
+        if self.settings.store_cache_s:
+            common += ["--store-cache", str(self.settings.store_cache_s)]
         if self.scheme == "none":
             return ["--scheme", "none", *common]
         if self.scheme.startswith("session-"):
@@ -364,7 +370,7 @@ def _settings(source: str, table: dict[str, Any], base: CellSettings) -> CellSet
                 "kdf_iterations": 1000, "access_ttl": 1, "generator_processes": 1,
                 "store_delay_ms": 0, "fault_at_s": 0.5, "fault_s": 0.1, "hops": 1,
                 "introspect_cache_s": 0, "jwks_cooldown_s": 0.05, "kid_flood_share": 0,
-                "planted_cost_us": 0}  # fmt: skip
+                "planted_cost_us": 0, "store_cache_s": 0}  # fmt: skip
     for key in SETTING_KEYS:
         if key not in table:
             continue
@@ -490,6 +496,12 @@ def _check_fault(source: str, where: str, cell: Cell) -> None:
     settings = cell.settings
     if settings.sliding_session and not cell.scheme.startswith("session-"):
         raise _fail(source, where + "sliding_session", f"{cell.scheme} has no sessions to renew")
+    if settings.store_cache_s and not (cell.scheme == "session-redis" or cell.denylist):
+        raise _fail(
+            source,
+            where + "store_cache_s",
+            f"{cell.scheme} reads no shared store to cache (session-redis or jwt-ALG+deny)",
+        )
     if settings.persistence == "aof" and cell.store != "redis":
         raise _fail(source, where + "persistence", f"{cell.scheme} keeps nothing in Redis")
     if not settings.fault:

@@ -21,15 +21,16 @@ from loadtests.target_process import TargetNode
 def resource_args(cell: Cell, issuer_url: str, keys_dir: Path) -> list[str]:
     """``python -m targets`` options of a resource node of the cell's scheme."""
     settings = cell.settings
+    cache = ["--store-cache", str(settings.store_cache_s)] if settings.store_cache_s else []
     if cell.scheme.startswith("session-"):
-        return ["--scheme", "session", "--store", "redis", "--role", "resource"]
+        return ["--scheme", "session", "--store", "redis", "--role", "resource", *cache]
     args = ["--scheme", "jwt", "--alg", cell.alg, "--role", "resource",
             "--access-ttl", str(settings.access_ttl)]  # fmt: skip
     if cell.introspect:
         return [*args, "--introspect", "--issuer-url", issuer_url,
                 "--introspect-cache", str(settings.introspect_cache_s)]  # fmt: skip
     if cell.denylist:
-        args.append("--denylist")
+        args += ["--denylist", *cache]
     if cell.alg in HMAC_ALGORITHMS:
         return [*args, "--keys-dir", str(keys_dir)]
     return [*args, "--issuer-url", issuer_url, "--jwks-cooldown", f"{settings.jwks_cooldown_s:g}"]

@@ -3,7 +3,8 @@
 Checks, on every node: /healthz names the expected scheme; a login works and a wrong password is
 refused; the credential is accepted by every node (a session made on one node works on the
 others); a tampered credential is refused; after logout the credential is refused by every node
-(sessions, denylisted JWTs) or, for plain JWTs, the refresh family is revoked. A target that
+(sessions, denylisted JWTs; within the store cache's TTL plus a second when it has one) or, for
+plain JWTs, the refresh family is revoked. A target that
 fails gets no numbers: the cell is recorded as failed with the reason.
 
 What the gate established is recorded as structured fields (``CHECKS``: name → what it means),
@@ -13,6 +14,7 @@ each ``True`` when it was shown, so the analysis reads facts, never sentences.
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass, field
 from http.client import HTTPException
 from typing import Any
@@ -45,7 +47,7 @@ CHECKS = {
     JWKS_ALONE: "the access token verifies with the published JWKS key alone",
     NO_PUBLIC_KEY: "no public key is published (HMAC: every verifier holds the secret)",
     TAMPER_REFUSED: "a tampered credential is refused on every node",
-    LOGOUT_EVERYWHERE: "after logout every node refuses the credential",
+    LOGOUT_EVERYWHERE: "after logout every node refuses the credential (within its store cache)",
     FAMILY_REVOKED: "logout revokes the refresh family (the access token lives to exp)",
     THROUGH_BALANCER: "the same checks pass through the load balancer",
     ROLES_SPLIT: "split: the issuer logs in and out, every resource node judges its credentials",
@@ -76,6 +78,7 @@ class Expected:
     denylist: bool
     introspect: bool = False  # split: resource nodes ask the issuer about every token
     planted_cost_us: int = 0  # a self-test's known extra cost: the nodes must burn exactly it
+    store_cache_s: int = 0  # store answers cached in process: logout reaches other nodes this late
 
 
 def _expect(condition: bool, message: str) -> None:
@@ -174,6 +177,11 @@ def _verify(nodes: list[str], expected: Expected, issuer: str | None) -> VerifyR
             planted == expected.planted_cost_us,
             f"{node} plants {planted} µs per auth step, expected {expected.planted_cost_us}",
         )
+        cache_s = body.get("store_cache_s", 0)
+        _expect(
+            cache_s == expected.store_cache_s,
+            f"{node} caches store answers {cache_s} s, expected {expected.store_cache_s}",
+        )
     result.checks[IDENTITY] = True
     if issuer is not None:
         _check_roles(healths, issuer, expected, result)
@@ -215,12 +223,26 @@ def _verify(nodes: list[str], expected: Expected, issuer: str | None) -> VerifyR
     logout = call(logout_at, "POST", "/logout", headers=headers, json_body=logout_body)
     _expect(logout.status == 204, f"logout answered {logout.status}, expected 204")
     if expected.scheme == "session" or expected.denylist or expected.introspect:
+        grace_s = expected.store_cache_s + 1.0 if expected.store_cache_s else 0.0
+        deadline = time.monotonic() + grace_s
         for node in nodes:
-            me = call(node, "GET", "/me", headers=headers)
-            _expect(me.status == 401, f"{node} still accepts a logged-out credential")
+            _expect(
+                _refused_by(node, headers, deadline),
+                f"{node} still accepts a logged-out credential",
+            )
         result.checks[LOGOUT_EVERYWHERE] = True
     else:
         again = call(login_at, "POST", "/refresh", json_body={"refresh_token": refresh_token})
         _expect(again.status == 401, f"refresh after logout answered {again.status}, expected 401")
         result.checks[FAMILY_REVOKED] = True
     return result
+
+
+def _refused_by(node: str, headers: dict[str, str], deadline: float) -> bool:
+    """Whether the node refuses the credential now, or (a cached node) before the deadline."""
+    while True:
+        if call(node, "GET", "/me", headers=headers).status == 401:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)

@@ -60,6 +60,7 @@ class ServerContext:
             "node": s.node_id,
             "role": s.role,
             **({"planted_cost_us": s.planted_cost_us} if s.planted_cost_us else {}),
+            **({"store_cache_s": s.store_cache} if s.store_cache else {}),
             **self.facts,
         }
 

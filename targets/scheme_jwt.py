@@ -78,7 +78,9 @@ class JwtAuthority:
         self.jwks = jwks
         self.introspection = introspection
         self.state = (
-            TokenState(context.redis, s.refresh_ttl, s.access_ttl + s.leeway, s.denylist)
+            TokenState(
+                context.redis, s.refresh_ttl, s.access_ttl + s.leeway, s.denylist, s.store_cache
+            )
             if context.redis is not None and introspection is None
             else None
         )

@@ -16,8 +16,14 @@ from common.credentials import SESSION_COOKIE
 from targets.call_chain import call_chain_for, me_answer
 from targets.context import LoginRequest, ServerContext
 from targets.http_errors import AuthFailure, start_timing
+from targets.lookup_cache import LookupCache
 from targets.server_timing import HEADER as SERVER_TIMING
-from targets.session_store import MemorySessionStore, RedisSessionStore, SessionStore
+from targets.session_store import (
+    CachedSessionStore,
+    MemorySessionStore,
+    RedisSessionStore,
+    SessionStore,
+)
 
 COOKIE_NAME = SESSION_COOKIE
 SESSION_ID_BYTES = 32
@@ -25,12 +31,15 @@ SESSION_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{43}$")
 
 
 def make_store(context: ServerContext) -> SessionStore:
-    """The configured session store."""
+    """The configured session store (behind the lookup cache when ``--store-cache`` is set)."""
     s = context.settings
     if s.store == "memory":
         return MemorySessionStore(s.session_ttl, s.sliding_session)
     assert context.redis is not None
-    return RedisSessionStore(context.redis, s.session_ttl, s.sliding_session)
+    store = RedisSessionStore(context.redis, s.session_ttl, s.sliding_session)
+    if s.store_cache:
+        return CachedSessionStore(store, LookupCache(s.store_cache))
+    return store
 
 
 def session_id_from(request: Request) -> str | None:

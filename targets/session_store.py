@@ -2,7 +2,8 @@
 
 ``RedisSessionStore`` is shared by every node (one command per operation: SET … EX, GET or
 GETEX for sliding expiry, DEL). ``MemorySessionStore`` lives in one process, so it only serves a
-single node or sticky routing.
+single node or sticky routing. ``CachedSessionStore`` puts an in-process cache of positive
+lookups (``--store-cache S``) in front of the Redis store.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Protocol
 import redis.asyncio as aioredis
 
 from common.store_keys import SESSION_PREFIX
+from targets.lookup_cache import LookupCache
 from targets.redis_store import store_call
 from targets.server_timing import ServerTiming
 
@@ -91,3 +93,32 @@ class MemorySessionStore:
         expired = [sid for sid, (_, expires_at) in self._sessions.items() if expires_at <= now]
         for session_id in expired:
             del self._sessions[session_id]
+
+
+class CachedSessionStore:
+    """A store behind a cache of positive lookups: a session deleted on another node is still
+    honoured here until its entry expires (the cache's TTL), one deleted here is refused at once.
+
+    With sliding expiry, a cached answer does not renew the session: the store renews it on the
+    next miss, at most the cache's TTL later.
+    """
+
+    def __init__(self, inner: SessionStore, cache: LookupCache[str]) -> None:
+        self._inner = inner
+        self._cache = cache
+
+    async def create(self, session_id: str, subject: str, timing: ServerTiming) -> None:
+        await self._inner.create(session_id, subject, timing)
+
+    async def subject(self, session_id: str, timing: ServerTiming) -> str | None:
+        cached = self._cache.get(session_id)
+        if cached is not None:
+            return cached
+        subject = await self._inner.subject(session_id, timing)
+        if subject is not None:
+            self._cache.put(session_id, subject)
+        return subject
+
+    async def delete(self, session_id: str, timing: ServerTiming) -> None:
+        self._cache.drop(session_id)
+        await self._inner.delete(session_id, timing)

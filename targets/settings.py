@@ -64,6 +64,7 @@ class ServerSettings:
     jwks_cooldown: float = 2.0
     downstream: str | None = None
     planted_cost_us: int = 0
+    store_cache: int = 0
 
     @property
     def issues(self) -> bool:
@@ -155,6 +156,9 @@ def _build_parser() -> argparse.ArgumentParser:
     add("--refresh-ttl", type=_bounded_int(1), default=86400, help="refresh token lifetime, s")
     add("--session-ttl", type=_bounded_int(1), default=1800, help="session lifetime, s")
     add("--sliding-session", action="store_true", help="renew a session's TTL on every request")
+    add("--store-cache", type=_bounded_int(0, 3600), default=0,
+        help="keep session lookups and denylist 'not revoked' answers in process this many "
+        "seconds (a revocation window on other nodes; Redis sessions or --denylist)")  # fmt: skip
     add("--secure-cookie", action="store_true", help="mark the session cookie Secure")
     add("--issuer", default="authbench", help="JWT iss")
     add("--audience", default="authbench", help="JWT aud")
@@ -273,6 +277,17 @@ def _check_combinations(ns: argparse.Namespace) -> None:
                 )
 
 
+def _check_store_cache(ns: argparse.Namespace) -> None:
+    """A cache of store answers needs a shared store whose answers it keeps."""
+    if not ns.store_cache:
+        return
+    session_in_redis = ns.scheme == "session" and (ns.store or "redis") == "redis"
+    if not (session_in_redis or (ns.scheme == "jwt" and ns.denylist)):
+        raise SettingsError(
+            "--store-cache applies to --scheme session --store redis or --scheme jwt --denylist"
+        )
+
+
 def _check_keys_dir(ns: argparse.Namespace) -> None:
     """A mistyped --keys-dir would silently start fresh keys that no peer shares: refused."""
     if ns.create_keys_dir and not ns.keys_dir:
@@ -324,6 +339,7 @@ def parse_settings(
     ns = parser.parse_args(_argv_with_env(parser, argv, environ))
     _check_combinations(ns)
     _check_roles(ns)
+    _check_store_cache(ns)
     _check_keys_dir(ns)
     return ServerSettings(
         scheme=ns.scheme,
@@ -355,4 +371,5 @@ def parse_settings(
         jwks_cooldown=ns.jwks_cooldown,
         downstream=ns.downstream.rstrip("/") if ns.downstream else None,
         planted_cost_us=ns.planted_cost_us,
+        store_cache=ns.store_cache,
     )

@@ -4,7 +4,8 @@ A family is one login: ``fam:<sid>`` holds the id of its one valid refresh token
 swaps it atomically (one Lua call); presenting an already used refresh token deletes the family,
 so every refresh token of that login dies. With the denylist on, logout denies the access
 token's ``jti`` until its ``exp`` and marks the family revoked, and every request asks Redis
-about both in one EXISTS.
+about both in one EXISTS. With ``--store-cache S`` a "not revoked" answer is kept in process for
+S seconds (:mod:`targets.lookup_cache`); a logout on this node drops its own entry.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from enum import Enum
 import redis.asyncio as aioredis
 
 from common.store_keys import DENIED_PREFIX, FAMILY_PREFIX, REVOKED_FAMILY_PREFIX
+from targets.lookup_cache import LookupCache
 from targets.redis_store import store_call
 from targets.server_timing import ServerTiming
 
@@ -44,10 +46,17 @@ class TokenState:
     """Refresh families and, optionally, the denylist of one JWT deployment."""
 
     def __init__(
-        self, client: aioredis.Redis, refresh_ttl_s: int, access_lifetime_s: int, denylist: bool
+        self,
+        client: aioredis.Redis,
+        refresh_ttl_s: int,
+        access_lifetime_s: int,
+        denylist: bool,
+        cache_s: int = 0,
     ) -> None:
-        """``access_lifetime_s`` is how long an access token can be honoured: ttl + leeway."""
+        """``access_lifetime_s`` is how long an access token can be honoured: ttl + leeway;
+        ``cache_s`` how long a "not revoked" answer is kept here (0: never)."""
         self._client = client
+        self._not_revoked: LookupCache[bool] | None = LookupCache(cache_s) if cache_s else None
         self._refresh_ttl_s = refresh_ttl_s
         self._access_lifetime_s = access_lifetime_s
         self._denylist = denylist
@@ -74,6 +83,8 @@ class TokenState:
         self, family_ids: set[str], access_id: str, deny_for_s: int, timing: ServerTiming
     ) -> None:
         """Log out: end the families; with the denylist, deny the access token ``deny_for_s``."""
+        if self._not_revoked is not None:
+            self._not_revoked.drop(access_id)
         async with store_call(timing):
             pipe = self._client.pipeline(transaction=False)
             pipe.delete(*(FAMILY_PREFIX + family for family in family_ids))
@@ -85,8 +96,12 @@ class TokenState:
 
     async def is_revoked(self, access_id: str, family_id: str, timing: ServerTiming) -> bool:
         """Whether a (signature-valid) access token was denied or its family revoked."""
+        if self._not_revoked is not None and self._not_revoked.get(access_id):
+            return False
         async with store_call(timing):
             hits = await self._client.exists(
                 DENIED_PREFIX + access_id, REVOKED_FAMILY_PREFIX + family_id
             )
+        if hits == 0 and self._not_revoked is not None:
+            self._not_revoked.put(access_id, True)
         return hits > 0

@@ -124,7 +124,7 @@ def test_full_matrix_has_every_scenario_two_and_four_nodes_and_three_repetitions
         ("[margins]\nlatency = {relative = 0.1, absolute = 'x'}\n" + GOOD_GROUP, "not a number"),
         (
             "include = ['nowhere']\n" + GOOD_GROUP,
-            "no such matrix 'nowhere' (shipped: balancer, faults",
+            "no such matrix 'nowhere' (shipped: balancer, cache, faults",
         ),
     ],
 )
@@ -170,7 +170,7 @@ def test_margins_override_the_defaults_per_family(tmp_path: Path) -> None:
 
 
 def test_unknown_matrix_name_lists_the_shipped_ones() -> None:
-    shipped = "shipped: balancer, faults, full, quick, selftest, split, ttl"
+    shipped = "shipped: balancer, cache, faults, full, quick, selftest, split, ttl"
     with pytest.raises(MatrixError, match=shipped):
         load_matrix("medium")
 

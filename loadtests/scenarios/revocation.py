@@ -9,7 +9,9 @@ resolution is one replay round trip). Replays pause ``REPLAY_PAUSE_S`` between r
 A plain JWT cannot be revoked: its access token lives until ``exp``. With a short access TTL
 (the stolen-token window) its refusal is observed too; the probe waits up to the token's
 remaining lifetime plus a second when that is at most ``AUTHBENCH_REVOCATION_OBSERVE_S``
-(default 10 s). A credential still honoured when the probe gives up is recorded as
+(default 10 s). A node that caches store answers (``store_cache_s`` in /healthz) may honour a
+revoked credential that long: the probe waits at least that plus a second. A credential still
+honoured when the probe gives up is recorded as
 ``revocation delay (computed)`` with the lifetime it had left: a bound, not an observation.
 
     locust -f loadtests/locustfile.py --host http://127.0.0.1:8000 RevocationUser
@@ -79,13 +81,14 @@ class RevocationUser(AuthbenchUser):
                 return False
         return True
 
-    @staticmethod
-    def _probe_limit(credential: Credential, logged_out_at: float) -> float:
-        """How long to replay: long enough to see a short-lived token expire."""
+    def _probe_limit(self, credential: Credential, logged_out_at: float) -> float:
+        """How long to replay: long enough to see a store cache's entry or a short-lived token
+        expire."""
+        probe_s = max(PROBE_S, float(self.health.get("store_cache_s", 0)) + 1.0)
         if credential.expires_at is None:
-            return PROBE_S
+            return probe_s
         remaining = credential.expires_at - logged_out_at
-        return max(PROBE_S, remaining + 1.0) if remaining <= OBSERVE_S else PROBE_S
+        return max(probe_s, remaining + 1.0) if remaining <= OBSERVE_S else probe_s
 
     def _report(self, name: str, logged_out_at: float, delay_s: float) -> None:
         """Record the delay as a pseudo-request that started at the logout response."""
