@@ -21,8 +21,9 @@ from analysis.fault_charts import distance_chart, timeline_charts
 from analysis.palette import ordered
 from analysis.tidy import RunData
 from loadtests.fault_metrics import ACCEPTED_KINDS
+from loadtests.faults import fault_named, sectioned
 
-USER_FAULTS = ("redis-outage", "redis-stall", "node-kill")  # split faults: microservices section
+USER_FAULTS = sectioned("resilience")  # the split's key faults: microservices section
 FAULT_HEADERS = [
     "scheme", "fault", "OK during the fault", "spurious 401", "sessions lost (of users)",
     "failed requests", "recovery", "p99 over the window",
@@ -72,15 +73,6 @@ def _median_range(rows: pd.DataFrame, column: str, fmt: str) -> str:
     return f"{median} [{low}–{high}] (n={len(values)})"
 
 
-def _fault_label(row: pd.Series) -> str:
-    fault = str(row["fault"])
-    if fault in ("redis-outage", "redis-stall"):
-        persisted = ", AOF" if row.get("persistence") == "aof" else ""
-        what = "Redis down" if fault == "redis-outage" else "Redis frozen"
-        return f"{what} {float(row['fault_s']):g} s{persisted}"
-    return "one of 2 nodes killed" if fault == "node-kill" else fault
-
-
 def _recovery(rows: pd.DataFrame) -> str:
     """Median and range of the recoveries seen, and how many windows ended still disturbed."""
     missing = sum(1 for v in rows["recovery_s"] if pd.isna(v) or v == "")
@@ -104,7 +96,7 @@ def fault_table(run: RunData) -> list[list[str]]:
         table.append(
             [
                 f"{scheme}{' (sticky)' if first['store'] == 'memory' else ''}",
-                _fault_label(first),
+                fault_named(str(first["fault"])).title(first),
                 _median_range(rows, "ok_share_during_fault", ".1%"),
                 _median_range(rows, "spurious_401", ".0f"),
                 f"{lost} (of {int(first['users'])})",

@@ -23,6 +23,7 @@ from hdrh.histogram import HdrHistogram
 
 from loadtests.fault_metrics import COLUMNS as FAULT_COLUMNS
 from loadtests.fault_metrics import fault_figures, validation_figures
+from loadtests.faults import fault_named
 from loadtests.histograms import (
     AUTH,
     AUTH_COMPUTE,
@@ -88,7 +89,7 @@ COLUMNS = [
     "window_s", "model", "rate", "equal_load", "denylist", "warmup_s", "duration_s",
     "kdf_iterations", "population", "generator_processes", "store_delay_ms",
     "store_delay_measured_ms", "fault", "fault_at_s", "fault_s", "persistence",
-    "sliding_session", "store_cache_s", "introspect_cache_s", "jwks_cooldown_s",
+    "sliding_session", "store_cache_s", "introspect_cache_s", "jwks_cooldown_s", "jwks_ttl_s",
     "kid_flood_share", "planted_cost_us", *SPLIT_COLUMNS, *FAULT_COLUMNS, "repetition", "cell_id",
     "status", "reason",
 ]  # fmt: skip
@@ -282,6 +283,7 @@ def _described(meta: dict[str, Any]) -> dict[str, Any]:
         persistence=params.get("persistence") or "none",
         sliding_session=bool(params.get("sliding_session")),
         store_cache_s=int(params.get("store_cache_s") or 0),
+        jwks_ttl_s=int(params.get("jwks_ttl_s") or 300),
         store_delay_ms=float(params.get("store_delay_ms") or 0.0),
         hops=int(params.get("hops") or 1),
     )
@@ -344,9 +346,9 @@ def cell_row(cell_dir: Path) -> dict[str, Any]:
         row.update(_open_model_figures(params["rate"], sent, window_s, histograms, generators))
     row.update(fault_figures(cell_dir), **validation_figures(cell_dir))
     row.update(split_figures(cell_dir, meta, series, (start, end), requests, histograms))
-    if params.get("fault") == "redis-outage":
-        # Redis restarted inside the window: its cumulative counters began again from zero.
-        row.update(redis_cmds_per_req=None, redis_cmds_by_name=None, redis_cpu_us_per_req=None)
+    if params.get("fault"):
+        # A service restarted inside the window: its cumulative counters began again from zero.
+        row.update(dict.fromkeys(fault_named(params["fault"]).blanks))
     return row
 
 

@@ -18,7 +18,9 @@ import redis
 from loadtests.cell_metrics import cell_row
 from loadtests.console import Progress
 from loadtests.delay_proxy import DelayProxy, added_round_trip_ms
-from loadtests.faults import FaultInjector, FaultUnavailable
+from loadtests.faults import fault_named
+from loadtests.faults.base import FaultUnavailable
+from loadtests.faults.injector import FaultInjector
 from loadtests.generator_parts import WINDOW_OPEN_MARKER
 from loadtests.http_probe import service_counters
 from loadtests.locust_process import LocustFailed, LocustRun
@@ -259,8 +261,8 @@ def run_cell(
 def _injector(
     run: Run, cell: Cell, cell_dir: Path, services: GroupServices
 ) -> FaultInjector | None:
-    """The cell's fault injector (a kid flood is the load itself: nothing to inject)."""
-    if not cell.settings.fault or cell.settings.fault == "kid-flood":
+    """The cell's fault injector (None when nothing is injected, as in a kid flood)."""
+    if not cell.settings.fault or not fault_named(cell.settings.fault).injected:
         return None
     return FaultInjector(
         cell, cell_dir, services.private_redis, services.nodes, services.issuer, run.keys_dir

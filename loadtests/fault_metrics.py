@@ -32,7 +32,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from loadtests.matrix import REDIS_FAULTS
+from loadtests.faults import fault_named
 
 ACCEPTED_KINDS = ("valid", "held")  # the validation scenario's credentials a server must accept
 AFTER_KILL_S = 1.0
@@ -68,7 +68,7 @@ def fault_figures(cell_dir: Path) -> dict[str, Any]:
     origin, width = timeline["window_start"], timeline["bucket_s"]
     start, end = fault["started"] - origin, fault["ended"] - origin
     first = math.floor(start / width)
-    instant = fault["fault"] not in REDIS_FAULTS  # node-kill, key-rotation: nothing to restore
+    instant = not fault_named(fault["fault"]).lasts  # node-kill, key-rotation: nothing to restore
     during_end = start + AFTER_KILL_S if instant else end
     last_during = max(first, math.ceil(during_end / width) - 1)
     # A 401 is spurious when the server gave it while the store was down or frozen (before the

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from loadtests.faults import fault_named
 from loadtests.generator_parts import merge_parts
 from loadtests.matrix import Cell
 from loadtests.processes import spawn, stop
@@ -27,7 +28,6 @@ SPAWN_ALLOWANCE_S = 0.3  # users start within this, so the window is never cut s
 # Open model: time after the window for requests planned inside it to be sent, so that what is
 # still unsent at the stop is what the generator could not send, not what the clock cut off.
 DRAIN_S = 0.5
-ROTATION_RELOGIN_S = 0.5  # key-rotation cells: users take a fresh token this often
 
 
 class LocustFailed(Exception):
@@ -82,10 +82,8 @@ def locust_environment(cell: Cell, nodes: list[str], cell_dir: Path) -> dict[str
         env["AUTHBENCH_CREDENTIAL_TTL"] = str(cell.credential_ttl)
     if cell.is_split:
         env["AUTHBENCH_HOPS"] = str(settings.hops)
-    if settings.fault == "key-rotation":
-        env["AUTHBENCH_RELOGIN_EVERY_S"] = f"{ROTATION_RELOGIN_S:g}"
-    if settings.fault == "kid-flood":
-        env["AUTHBENCH_KID_FLOOD"] = f"{settings.kid_flood_share:g}"
+    if settings.fault:
+        env.update(fault_named(settings.fault).locust_env(settings))
     if cell.sticky_users:
         env["AUTHBENCH_STICKY"] = "1"
     return env

@@ -23,15 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from common.schemes import ALGORITHMS
+from loadtests.faults import NAMES, fault_named
 from loadtests.schedule import ARRIVALS
 from loadtests.thresholds import ThresholdError, parse_threshold
 
 MATRICES_DIR = Path(__file__).parent / "matrices"
 TOPOLOGIES = ("single", "multi", "split")
 SCENARIOS = ("read", "login", "refresh", "logout", "mixed", "revocation", "validation")
-FAULTS = ("", "redis-outage", "redis-stall", "node-kill", "key-rotation", "kid-flood")
-SPLIT_FAULTS = ("key-rotation", "kid-flood")
-REDIS_FAULTS = ("redis-outage", "redis-stall")
+FAULTS = ("", *NAMES)
 PERSISTENCE = ("none", "aof")
 SESSION_TTL_S = 1800  # the server's default session lifetime
 MODELS = ("closed", "open")
@@ -94,6 +93,7 @@ class CellSettings:
     hops: int = 1
     introspect_cache_s: int = 0
     jwks_cooldown_s: float = 2.0
+    jwks_ttl_s: int = 300
     kid_flood_share: float = 0.2
     planted_cost_us: int = 0  # a self-test's known extra CPU per auth step (self-tests only)
 
@@ -108,7 +108,7 @@ MEASUREMENT_AXES = (
     "scheme", "topology", "nodes", "balancer", "scenario", "users", "model", "rate", "arrivals",
     "equal_load", "access_ttl", "store_delay_ms", "fault", "fault_s", "persistence",
     "sliding_session", "store_cache_s", "hops", "introspect_cache_s", "jwks_cooldown_s",
-    "kid_flood_share",
+    "jwks_ttl_s", "kid_flood_share",
 )  # fmt: skip
 CONDITIONS = (
     "warmup_s", "duration_s", "kdf_iterations", "population", "generator_processes", "fault_at_s",
@@ -119,7 +119,7 @@ IDENTITY = (*MEASUREMENT_AXES, *CONDITIONS, *PLANTED)
 # Settings that only a scheme with credentials reads: the ``none`` baseline ignores them.
 CREDENTIAL_SETTINGS = (
     "access_ttl", "sliding_session", "store_cache_s", "persistence", "introspect_cache_s",
-    "jwks_cooldown_s",
+    "jwks_cooldown_s", "jwks_ttl_s",
 )  # fmt: skip
 # Every setting but the repetition count is part of the identity: a new one must be placed.
 assert set(IDENTITY) == {"scheme", "topology", "nodes", "scenario", "users"} | (
@@ -186,6 +186,8 @@ class Cell:
         sliding = "-sliding" if self.settings.sliding_session else ""
         sliding += f"-cache{self.settings.store_cache_s}s" if self.settings.store_cache_s else ""
         hops = f"-h{self.settings.hops}" if self.settings.hops > 1 else ""
+        jwks_ttl = self.settings.jwks_ttl_s
+        hops += f"-jwks{jwks_ttl}s" if jwks_ttl != CellSettings.jwks_ttl_s else ""
         planted = self.settings.planted_cost_us
         lifetime += f"-planted{planted}us" if planted else ""
         return (
@@ -227,9 +229,7 @@ class Cell:
         fault = self.settings.fault
         if not fault:
             return ""
-        length = f"{self.settings.fault_s:g}s" if fault in REDIS_FAULTS else ""
-        if fault == "kid-flood":
-            length = f"{self.settings.kid_flood_share:g}"
+        length = fault_named(fault).label(self.settings)
         aof = "-aof" if self.settings.persistence == "aof" else ""
         return f"-{fault}{length}{aof}"
 
@@ -370,7 +370,7 @@ def _settings(source: str, table: dict[str, Any], base: CellSettings) -> CellSet
                 "kdf_iterations": 1000, "access_ttl": 1, "generator_processes": 1,
                 "store_delay_ms": 0, "fault_at_s": 0.5, "fault_s": 0.1, "hops": 1,
                 "introspect_cache_s": 0, "jwks_cooldown_s": 0.05, "kid_flood_share": 0,
-                "planted_cost_us": 0, "store_cache_s": 0}  # fmt: skip
+                "planted_cost_us": 0, "store_cache_s": 0, "jwks_ttl_s": 1}  # fmt: skip
     for key in SETTING_KEYS:
         if key not in table:
             continue
@@ -471,7 +471,7 @@ def _check_split(source: str, where: str, cell: Cell) -> None:
     """The split topology needs an issuer; its settings mean nothing elsewhere."""
     settings = cell.settings
     if not cell.is_split:
-        for key, default in (("hops", 1), ("introspect_cache_s", 0)):
+        for key, default in (("hops", 1), ("introspect_cache_s", 0), ("jwks_ttl_s", 300)):
             if getattr(settings, key) != default:
                 raise _fail(source, where + key, "applies to the split topology only")
         if cell.introspect:
@@ -506,23 +506,13 @@ def _check_fault(source: str, where: str, cell: Cell) -> None:
         raise _fail(source, where + "persistence", f"{cell.scheme} keeps nothing in Redis")
     if not settings.fault:
         return
-    if settings.fault in REDIS_FAULTS and cell.store != "redis":
-        raise _fail(
-            source, where + "fault", f"{settings.fault} needs Redis; {cell.scheme} has none"
-        )
-    if settings.fault in SPLIT_FAULTS and not (
-        cell.is_split and cell.is_jwt and not cell.introspect
-    ):
-        raise _fail(
-            source, where + "fault", f"{settings.fault} needs a locally verified jwt on split"
-        )
-    if settings.fault == "node-kill" and cell.topology != "multi":
-        raise _fail(source, where + "fault", "node-kill needs several nodes: use it on multi")
-    if settings.fault == "node-kill" and settings.balancer == "nginx":
-        raise _fail(source, where + "fault", "node-kill is measured with client-side spreading")
-    if settings.fault == "kid-flood":
-        return  # the flood lasts the whole window
-    length = settings.fault_s if settings.fault in REDIS_FAULTS else 0.0
+    fault = fault_named(settings.fault)
+    problem = fault.problem(cell)
+    if problem:
+        raise _fail(source, where + "fault", problem)
+    if not fault.injected:
+        return  # the load itself is the fault, for the whole window
+    length = settings.fault_s if fault.lasts else 0.0
     if settings.fault_at_s + length + 1.0 > settings.duration_s:
         raise _fail(
             source,

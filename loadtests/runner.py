@@ -90,6 +90,7 @@ def _node_key(cell: Cell) -> tuple[Any, ...]:
         cell.settings.persistence,
         cell.settings.introspect_cache_s,
         cell.settings.jwks_cooldown_s,
+        cell.settings.jwks_ttl_s,
         tuple(cell.server_args()),
     )
 

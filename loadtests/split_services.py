@@ -33,7 +33,8 @@ def resource_args(cell: Cell, issuer_url: str, keys_dir: Path) -> list[str]:
         args += ["--denylist", *cache]
     if cell.alg in HMAC_ALGORITHMS:
         return [*args, "--keys-dir", str(keys_dir)]
-    return [*args, "--issuer-url", issuer_url, "--jwks-cooldown", f"{settings.jwks_cooldown_s:g}"]
+    return [*args, "--issuer-url", issuer_url, "--jwks-cooldown", f"{settings.jwks_cooldown_s:g}",
+            "--jwks-ttl", str(settings.jwks_ttl_s)]  # fmt: skip
 
 
 def can_mint(cell: Cell) -> int:

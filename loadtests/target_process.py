@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -44,6 +45,8 @@ class TargetNode:
     env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
     log: IO[bytes] | None = None
+    cpus: set[int] | None = None  # where it was pinned: a restart keeps it there
+    paused: bool = False
 
     @property
     def url(self) -> str:
@@ -58,6 +61,7 @@ class TargetNode:
 
     def start(self, cpus: set[int] | None = None, require_healthy: bool = True) -> None:
         """Launch the node and wait for /healthz to answer (200, or any status if not required)."""
+        self.cpus = cpus
         command = [
             sys.executable, "-m", "targets", *self.args,
             "--host", self.host, "--port", str(self.port),
@@ -95,8 +99,30 @@ class TargetNode:
         lines = [line for line in err.strip().splitlines() if line.strip()]
         return lines[-1] if lines else f"exited with code {self.process.returncode}"
 
+    def crash(self) -> None:
+        """Kill the node at once (SIGKILL), as a crash would; ``start(node.cpus)`` brings it
+        back on the same port."""
+        self.resume()
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+        self.stop()
+
+    def pause(self) -> None:
+        """Freeze the node (SIGSTOP): it holds its connections and answers nothing."""
+        if self.process is not None and not self.paused:
+            os.kill(self.process.pid, signal.SIGSTOP)
+            self.paused = True
+
+    def resume(self) -> None:
+        """Let a paused node run again (SIGCONT); harmless when it is not paused."""
+        if self.process is not None and self.paused:
+            os.kill(self.process.pid, signal.SIGCONT)
+        self.paused = False
+
     def stop(self) -> None:
         """Stop the node by its PID (SIGTERM, then SIGKILL) and reap it."""
+        self.resume()
         stop(self.process)
         self.process = None
         if self.log is not None:

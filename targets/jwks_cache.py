@@ -1,7 +1,11 @@
 """A resource node's view of the issuer's keys: its JWKS, fetched and cached like production.
 
 Fetched once at start-up (the node does not start without it), trusted for ``jwks_ttl``
-seconds, then refetched by the next request. A token whose ``kid`` is unknown may trigger a
+seconds, then refetched in the background at the next request, which (like every request
+meanwhile) is verified with the keys already held: a slow or frozen issuer never holds a request
+of a known kid, and a refresh that fails keeps the keys (an issuer outage longer than the TTL
+costs nothing; PyJWT's ``PyJWKClient`` once dropped its cache on a failed refresh, pyjwt issue
+#1162). A token whose ``kid`` is unknown may trigger a
 refetch, but at most one per ``jwks_cooldown`` seconds, and single-flight: however many requests
 wait on an unknown kid, one fetch serves them all. So a flood of made-up kids costs at most one
 fetch per cooldown (PyJWT's ``PyJWKClient`` would fetch per token), and a key rotation is learnt
@@ -83,23 +87,32 @@ class JwksCache:
         await self._client.aclose()
 
     async def keys_for(self, kid: Any) -> dict[str, Any]:
-        """The key set to verify a token with ``kid``: refreshed when stale or, within the
-        cooldown's limit, when the kid is unknown. Never raises: an unknown kid stays unknown."""
+        """The key set to verify a token with ``kid``: when the kid is unknown, refreshed first
+        (within the cooldown's limit); when merely stale, refreshed in the background. Never
+        raises: an unknown kid stays unknown."""
         now = time.monotonic()
         stale = now - self.fetched_at >= self.ttl_s
         unknown = isinstance(kid, str) and kid not in self.ring.verification_keys
-        fetching = self._in_flight is not None and not self._in_flight.done()
         # A request with an unknown kid joins a fetch in flight (it may bring that kid) rather
         # than being refused by the cooldown the fetch itself just started.
-        if stale or (unknown and (fetching or now - self.fetched_at >= self.cooldown_s)):
-            await self._single_flight()
+        if unknown and (self._fetching or now - self.fetched_at >= self.cooldown_s):
+            with contextlib.suppress(JwksUnavailable):  # a failed refresh keeps the keys we had
+                await asyncio.shield(self._single_flight())
+        elif stale:
+            self._single_flight()
         return self.ring.verification_keys
 
-    async def _single_flight(self) -> None:
-        if self._in_flight is None or self._in_flight.done():
+    @property
+    def _fetching(self) -> bool:
+        return self._in_flight is not None and not self._in_flight.done()
+
+    def _single_flight(self) -> asyncio.Task[None]:
+        """The fetch in flight, or a new one: however many ask, one fetch at a time."""
+        if not self._fetching:
             self._in_flight = asyncio.ensure_future(self._fetch())
-        with contextlib.suppress(JwksUnavailable):  # a failed refresh keeps the keys we had
-            await asyncio.shield(self._in_flight)
+            self._in_flight.add_done_callback(_consume_failure)
+        assert self._in_flight is not None
+        return self._in_flight
 
     async def _fetch(self) -> None:
         self.fetched_at = time.monotonic()
@@ -113,3 +126,10 @@ class JwksCache:
         if keys:
             self.ring.verification_keys.clear()
             self.ring.verification_keys.update(keys)
+
+
+def _consume_failure(task: asyncio.Task[None]) -> None:
+    """A background refresh that failed has nobody awaiting it: its failure is expected (the
+    keys held stay in use), so it is retrieved here instead of logged as never retrieved."""
+    if not task.cancelled():
+        task.exception()

@@ -13,15 +13,10 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from common.key_files import generate_private_key, new_kid, write_key
 from common.schemes import ALGORITHMS
 from loadtests.target_process import TargetNode
-from targets.jwt_keys import (
-    KeyRing,
-    generate_private_key,
-    load_key_ring,
-    new_kid,
-    write_key,
-)
+from targets.jwt_keys import KeyRing, load_key_ring
 from tests import forge
 from tests.conftest import client_for, launch, login
 

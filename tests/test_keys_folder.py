@@ -10,8 +10,9 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from common.key_files import HMAC_SECRET_BYTES
 from common.schemes import ALGORITHMS
-from targets.jwt_keys import HMAC_SECRET_BYTES, load_key_ring
+from targets.jwt_keys import load_key_ring
 from tests.conftest import StartTarget, client_for, login
 
 

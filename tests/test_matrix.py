@@ -215,7 +215,12 @@ def test_split_matrix_covers_the_schemes_hops_and_faults_of_the_issue() -> None:
     # At saturation, at least three times: CPU per hop rests on thousands of requests.
     assert all(c.settings.model == "closed" and c.settings.repetitions >= 3 for c in plain)
     assert all(c.topology == "split" and c.nodes == 2 for c in cells)
-    assert {c.settings.fault for c in cells} == {"", "key-rotation", "kid-flood"}
+    assert {c.settings.fault for c in cells} == {
+        "", "key-rotation", "kid-flood", "issuer-outage", "issuer-stall",
+    }  # fmt: skip
+    # The issue's check: a JWKS trusted for less time than the issuer stays down.
+    outages = [c for c in cells if c.settings.fault.startswith("issuer-")]
+    assert all(c.settings.jwks_ttl_s < c.settings.fault_s for c in outages)
     assert load_matrix("split").cells[0] in load_matrix("full").cells
 
 

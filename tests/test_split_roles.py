@@ -14,9 +14,9 @@ import httpx
 import jwt
 import pytest
 
+from common.key_files import generate_private_key, new_kid, write_key
 from loadtests.scenarios.forgery import foreign_key, resigned, with_claims
 from loadtests.target_process import TargetNode
-from targets.jwt_keys import generate_private_key, new_kid, write_key
 from tests.conftest import PASSWORD, StartTarget
 
 SECRET = "introspection-test-secret"

@@ -1,5 +1,6 @@
 """The split topology through the real runner: an issuer, resource nodes, call chains, a key
-rotation and a kid flood under Locust load, then the report's microservices section."""
+rotation, a kid flood and the issuer crashed or frozen under Locust load, then the report's
+microservices and resilience sections."""
 
 from __future__ import annotations
 
@@ -46,6 +47,28 @@ scenarios = ["read"]
 fault = "kid-flood"
 kid_flood_share = 0.3
 jwks_cooldown_s = 0.5
+
+# The issuer down for 1.5 s, with resource nodes trusting their JWKS 1 s only: their refreshes
+# fail during the outage (and stall while it is frozen) and must keep the keys they hold.
+[[cells]]
+schemes = ["jwt-ES256", "jwt-ES256+introspect"]
+topologies = ["split"]
+scenarios = ["read"]
+fault = "issuer-outage"
+fault_at_s = 1
+fault_s = 1.5
+duration_s = 4
+jwks_ttl_s = 1
+
+[[cells]]
+schemes = ["jwt-ES256"]
+topologies = ["split"]
+scenarios = ["read"]
+fault = "issuer-stall"
+fault_at_s = 1
+fault_s = 1.5
+duration_s = 4
+jwks_ttl_s = 1
 """
 
 
@@ -109,6 +132,26 @@ def test_a_kid_flood_stays_within_one_fetch_per_cooldown(split_run: Path) -> Non
     assert 1 <= int(row["jwks_fetches"]) <= int(row["jwks_fetch_bound"])
 
 
+def test_local_verification_outlives_the_issuer_and_introspection_does_not(
+    split_run: Path,
+) -> None:
+    """Bugs caught: a JWKS refresh that fails wiping the keys held (pyjwt #1162), and a stale
+    JWKS holding every request while a frozen issuer does not answer the refresh."""
+    found = rows(split_run)
+    for fault in ("issuer-outage", "issuer-stall"):
+        local = found[("jwt-ES256", fault)]
+        assert local["status"] == "complete", fault
+        assert float(local["ok_share_during_fault"]) == 1.0, fault
+        assert int(local["failures"]) == 0 and int(local["spurious_401"]) == 0, fault
+        assert int(local["jwks_fetches"]) >= 1, fault  # refreshes were due during the fault
+        assert float(local["p99_ms"]) < 500, fault  # none waited on the frozen issuer
+    asking = found[("jwt-ES256+introspect", "issuer-outage")]
+    assert asking["status"] == "complete"
+    assert float(asking["ok_share_during_fault"]) < 0.5
+    assert int(asking["fault_failures"]) > 0 and int(asking["spurious_401"]) == 0
+    assert asking["issuer_calls_per_req"] == ""  # the restarted issuer's counters began anew
+
+
 def test_the_report_carries_the_microservices_section(split_run: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "authbench", "report", str(split_run)],
@@ -119,6 +162,7 @@ def test_the_report_carries_the_microservices_section(split_run: Path) -> None:
     assert "## Microservices: issuer, resource services, call chains" in report
     assert "Services trust a verified JWT without asking the issuer: supported" in report
     assert (split_run / "figures" / "timeline-key-rotation.png").exists()
+    assert "| jwt-ES256+introspect | issuer down 1.5 s |" in report
 
 
 def test_service_counters_are_read_at_the_windows_edges_only(split_run: Path) -> None:
