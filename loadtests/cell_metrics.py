@@ -37,7 +37,7 @@ from loadtests.histograms import (
     mean_value,
     new_histogram,
 )
-from loadtests.matrix import CREDENTIAL_SETTINGS, IDENTITY
+from loadtests.matrix import CREDENTIAL_SETTINGS, IDENTITY, CellSettings
 from loadtests.run_folder import write_csv
 from loadtests.sampling import delta, read_samples, summed_delta
 from loadtests.split_metrics import COLUMNS as SPLIT_COLUMNS
@@ -283,7 +283,7 @@ def _described(meta: dict[str, Any]) -> dict[str, Any]:
         persistence=params.get("persistence") or "none",
         sliding_session=bool(params.get("sliding_session")),
         store_cache_s=int(params.get("store_cache_s") or 0),
-        jwks_ttl_s=int(params.get("jwks_ttl_s") or 300),
+        jwks_ttl_s=int(params.get("jwks_ttl_s") or CellSettings.jwks_ttl_s),
         store_delay_ms=float(params.get("store_delay_ms") or 0.0),
         hops=int(params.get("hops") or 1),
     )

@@ -471,8 +471,8 @@ def _check_split(source: str, where: str, cell: Cell) -> None:
     """The split topology needs an issuer; its settings mean nothing elsewhere."""
     settings = cell.settings
     if not cell.is_split:
-        for key, default in (("hops", 1), ("introspect_cache_s", 0), ("jwks_ttl_s", 300)):
-            if getattr(settings, key) != default:
+        for key in ("hops", "introspect_cache_s", "jwks_ttl_s"):
+            if getattr(settings, key) != getattr(CellSettings, key):
                 raise _fail(source, where + key, "applies to the split topology only")
         if cell.introspect:
             raise _fail(source, where + "schemes", f"{cell.scheme} runs on the split topology")

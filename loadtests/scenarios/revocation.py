@@ -84,7 +84,8 @@ class RevocationUser(AuthbenchUser):
     def _probe_limit(self, credential: Credential, logged_out_at: float) -> float:
         """How long to replay: long enough to see a store cache's entry or a short-lived token
         expire."""
-        probe_s = max(PROBE_S, float(self.health.get("store_cache_s", 0)) + 1.0)
+        cache_s = float(self.health.get("store_cache_s", 0))
+        probe_s = max(PROBE_S, cache_s + 1.0) if cache_s else PROBE_S
         if credential.expires_at is None:
             return probe_s
         remaining = credential.expires_at - logged_out_at
