@@ -1,9 +1,10 @@
 """Mean and measured 95% interval of a metric across repetitions.
 
-One rule for every interval shown: Student's t (scipy) around the mean of the repetitions, with
-their own standard deviation and n - 1 degrees of freedom; no floor, no borrowed spread. With
-three repetitions t(2) = 4.30 makes the interval wide, which is what three repetitions know. A
-single repetition has no interval at all; it is shown as such and never decides anything.
+One rule for every interval shown: Student's t (:mod:`common.student_t`) around the mean of the
+repetitions, with their own standard deviation and n - 1 degrees of freedom; no floor, no
+borrowed spread. With three repetitions t(2) = 4.30 makes the interval wide, which is what
+three repetitions know. A single repetition has no interval at all; it is shown as such and
+never decides anything.
 Whether two figures differ, or are equivalent, is :mod:`analysis.verdicts`' job.
 """
 
@@ -13,7 +14,7 @@ import math
 import statistics
 from dataclasses import dataclass
 
-from scipy import stats as scipy_stats
+from common.student_t import t_quantile
 
 CONFIDENCE = 0.95
 MIN_TAIL_REQUESTS = 50  # a percentile with fewer requests above it is shown, marked, never decides
@@ -21,7 +22,7 @@ MIN_TAIL_REQUESTS = 50  # a percentile with fewer requests above it is shown, ma
 
 def t_critical(degrees: int) -> float:
     """Two-sided 95% Student t value for the given degrees of freedom."""
-    return float(scipy_stats.t.ppf(0.5 + CONFIDENCE / 2, degrees))
+    return t_quantile(0.5 + CONFIDENCE / 2, degrees)
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from scipy import stats as scipy_stats
-
+from common.student_t import t_cdf, t_quantile, t_sf
 from loadtests.matrix import DEFAULT_MARGINS
 
 ALPHA = 0.05
@@ -106,16 +105,16 @@ class LogRatio:
         """Two-sided p of the t test that the ratio is 1."""
         if self.stderr == 0:
             return 0.0 if self.log_mean else 1.0
-        return float(2 * scipy_stats.t.sf(abs(self.log_mean) / self.stderr, self.degrees))
+        return 2 * t_sf(abs(self.log_mean) / self.stderr, self.degrees)
 
     def p_equivalent(self, margin: float) -> float:
         """p of the two one-sided tests that the ratio lies inside [1/(1+m), 1+m]."""
         bound = math.log1p(margin)
         if self.stderr == 0:
             return 0.0 if abs(self.log_mean) < bound else 1.0
-        above_low = scipy_stats.t.sf((self.log_mean + bound) / self.stderr, self.degrees)
-        below_high = scipy_stats.t.cdf((self.log_mean - bound) / self.stderr, self.degrees)
-        return float(max(above_low, below_high))
+        above_low = t_sf((self.log_mean + bound) / self.stderr, self.degrees)
+        below_high = t_cdf((self.log_mean - bound) / self.stderr, self.degrees)
+        return max(above_low, below_high)
 
     def repetitions_to_decide(self, margin: float, family: int = 1) -> int | None:
         """Repetitions per cell that would decide at 80% power, if the ratio and spread hold.
@@ -139,7 +138,7 @@ class LogRatio:
 
 
 def _t(quantile: float, degrees: float) -> float:
-    return float(scipy_stats.t.ppf(quantile, degrees))
+    return t_quantile(quantile, degrees)
 
 
 def _logs(values: Sequence[float]) -> list[float]:

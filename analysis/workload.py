@@ -17,10 +17,12 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from common.outcomes import BadInput
+
 WORKLOADS_DIR = Path(__file__).with_name("workloads")
 
 
-class WorkloadError(Exception):
+class WorkloadError(BadInput):
     """The workload file cannot be used; the message is one line for the user."""
 
 

@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
+from common.outcomes import BadInput, RunInterrupted
+
 if TYPE_CHECKING:  # analysis loads pandas and matplotlib: only the commands that need it do
     from analysis.tidy import RunData
 
@@ -36,7 +38,7 @@ SUBCOMMANDS = (
 )
 
 
-class UsageError(Exception):
+class UsageError(BadInput):
     """Bad input found by the command line itself; the message is one line."""
 
 
@@ -146,10 +148,13 @@ def command_compare(args: argparse.Namespace) -> int:
 
 def command_decide(args: argparse.Namespace) -> int:
     """Size a workload on a run and put the answer into its report."""
-    from analysis.decide import decide
-    from analysis.workload import resolve_workload
+    from analysis.workload import load_workload, resolve_workload
 
-    print(decide(_load(args.run, args.results), resolve_workload(args.workload)))
+    workload = resolve_workload(args.workload)
+    load_workload(workload)  # a bad file is refused in a second, before pandas and the run load
+    from analysis.decide import decide
+
+    print(decide(_load(args.run, args.results), workload))
     return OK
 
 
@@ -362,20 +367,13 @@ HANDLERS = {
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one line on stderr for bad input, the exit codes above."""
-    from analysis.tidy import RunFolderError
-    from analysis.workload import WorkloadError
-    from loadtests.matrix import MatrixError
-    from loadtests.private_redis import RedisUnavailable
-    from loadtests.runner import RunInterrupted
-
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["serve"]:
         sys.exit(serve(argv[1:]))
     args = build_parser().parse_args(argv)
     try:
         sys.exit(HANDLERS[args.command](args))
-    except (UsageError, MatrixError, RunFolderError, WorkloadError, RedisUnavailable,
-            FileNotFoundError) as exc:  # fmt: skip
+    except (BadInput, FileNotFoundError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         sys.exit(BAD_INPUT)
     except RunInterrupted as exc:

@@ -31,8 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scipy import stats as scipy_stats
-
+from common.student_t import t_quantile
 from loadtests.cell_metrics import cell_row
 from loadtests.matrix import Cell, SearchSettings
 from loadtests.run_folder import write_csv
@@ -149,7 +148,7 @@ def t_interval(values: list[float]) -> tuple[float, float]:
     if len(values) < 2:
         return math.nan, math.nan
     mean = statistics.fmean(values)
-    half = float(scipy_stats.t.ppf(0.975, len(values) - 1)) * statistics.stdev(values)
+    half = t_quantile(0.975, len(values) - 1) * statistics.stdev(values)
     half /= math.sqrt(len(values))
     return max(0.0, mean - half), mean + half
 

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from common.outcomes import BadInput
 from common.schemes import ALGORITHMS
 from loadtests.faults import NAMES, fault_named
 from loadtests.schedule import ARRIVALS
@@ -63,7 +64,7 @@ def nginx_installed() -> bool:
     return bool(shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin"))
 
 
-class MatrixError(Exception):
+class MatrixError(BadInput):
     """The matrix cannot be run; the message is one line for the user."""
 
 

@@ -16,13 +16,14 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from common.outcomes import BadInput
 from loadtests.ports import free_port, wait_for_port
 from loadtests.processes import Service, spawn, stop
 
 START_TIMEOUT_S = 10.0
 
 
-class RedisUnavailable(Exception):
+class RedisUnavailable(BadInput):
     """No Redis can be started here; the message says what to install or set."""
 
 

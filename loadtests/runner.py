@@ -22,6 +22,7 @@ from typing import Any
 
 import redis
 
+from common.outcomes import RunInterrupted
 from loadtests.calibration import calibrate
 from loadtests.capacity import capacity_rows, write_capacity
 from loadtests.capacity_search import (
@@ -57,10 +58,6 @@ CEILING_SETTINGS = CellSettings(warmup_s=1.0, duration_s=3.0)
 FINISHED = ("complete",)  # failed cells are tried again on --resume
 EQUAL_LOAD_SHARE = 0.5  # equal-load rate: this share of the lowest capacity in the group
 ORDER = "rotated: repetition r starts r - 1 cell groups along (the cells list is the order run)"
-
-
-class RunInterrupted(Exception):
-    """The run was stopped by the user; finished cells are kept."""
 
 
 def interleaved_groups(matrix: Matrix) -> list[list[tuple[Cell, int]]]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from common.schemes import HMAC_ALGORITHMS
 from loadtests.matrix import Cell
-from loadtests.target_process import TargetNode
+from loadtests.target_process import TargetNode, start_together
 
 
 def resource_args(cell: Cell, issuer_url: str, keys_dir: Path) -> list[str]:
@@ -45,29 +45,25 @@ def can_mint(cell: Cell) -> int:
 def start_split(
     cell: Cell, keys_dir: Path, env: dict[str, str], cpus: set[int] | None
 ) -> tuple[TargetNode, list[TargetNode]]:
-    """Start the issuer, then the resource nodes (each pointing at the next); stop all on error."""
+    """Start the issuer, then the resource nodes side by side (each pointing at the next); stop
+    all on error."""
     shared = {**env, "AUTHBENCH_INTROSPECT_SECRET": secrets.token_urlsafe(24)}
     issuer = TargetNode(
         [*cell.server_args(), "--role", "issuer", "--keys-dir", str(keys_dir),
          "--node-id", "issuer"],
         env=dict(shared),
     )  # fmt: skip
-    started: list[TargetNode] = []
+    issuer.start(cpus)
+    args = resource_args(cell, issuer.url, keys_dir)
+    nodes = [
+        TargetNode([*args, "--node-id", f"node{i}"], env=dict(shared)) for i in range(cell.nodes)
+    ]
+    for index, node in enumerate(nodes):
+        if cell.nodes > 1:
+            node.args += ["--downstream", nodes[(index + 1) % cell.nodes].url]
     try:
-        issuer.start(cpus)
-        started.append(issuer)
-        args = resource_args(cell, issuer.url, keys_dir)
-        nodes = [
-            TargetNode([*args, "--node-id", f"node{i}"], env=dict(shared))
-            for i in range(cell.nodes)
-        ]
-        for index, node in enumerate(nodes):
-            if cell.nodes > 1:
-                node.args += ["--downstream", nodes[(index + 1) % cell.nodes].url]
-            node.start(cpus)
-            started.append(node)
+        start_together(nodes, cpus)
     except BaseException:
-        for node in started:
-            node.stop()
+        issuer.stop()
         raise
     return issuer, nodes

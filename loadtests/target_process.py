@@ -61,6 +61,11 @@ class TargetNode:
 
     def start(self, cpus: set[int] | None = None, require_healthy: bool = True) -> None:
         """Launch the node and wait for /healthz to answer (200, or any status if not required)."""
+        self.launch(cpus)
+        self.wait_started(require_healthy)
+
+    def launch(self, cpus: set[int] | None = None) -> None:
+        """Start the process without waiting for it: several nodes then start side by side."""
         self.cpus = cpus
         command = [
             sys.executable, "-m", "targets", *self.args,
@@ -69,10 +74,14 @@ class TargetNode:
         # Output goes to a file, not a pipe: a pipe nobody drains would stall a chatty server.
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the node
         self.process = spawn(command, cpus, self.log, {**os.environ, **self.env})
+
+    def wait_started(self, require_healthy: bool = True) -> None:
+        """Wait for /healthz to answer (200, or any status if not required); stop the node if
+        it fails or the wait is interrupted, so that no stray process is left."""
         try:
             self._wait_healthy(require_healthy)
         except BaseException:
-            self.stop()  # interrupted or failed while starting: leave no stray process
+            self.stop()
             raise
 
     def _wait_healthy(self, require_healthy: bool) -> None:
@@ -134,14 +143,22 @@ def start_nodes(
     args: Sequence[str], count: int, env: Mapping[str, str], cpus: set[int] | None = None
 ) -> list[TargetNode]:
     """Start ``count`` nodes with the same arguments (share a keys folder to share keys)."""
-    nodes: list[TargetNode] = []
+    nodes = [
+        TargetNode([*args, "--node-id", f"node{index}"], env=dict(env)) for index in range(count)
+    ]
+    start_together(nodes, cpus)
+    return nodes
+
+
+def start_together(nodes: Sequence[TargetNode], cpus: set[int] | None = None) -> None:
+    """Launch every node, then wait for each: they start side by side, not one after another.
+    If one fails (or the wait is interrupted), all are stopped."""
     try:
-        for index in range(count):
-            node = TargetNode([*args, "--node-id", f"node{index}"], env=dict(env))
-            node.start(cpus)
-            nodes.append(node)
+        for node in nodes:
+            node.launch(cpus)
+        for node in nodes:
+            node.wait_started()
     except BaseException:
         for node in nodes:
             node.stop()
         raise
-    return nodes

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -71,6 +73,29 @@ def start_target(redis_url: str, tmp_path: Path) -> Iterator[StartTarget]:
     yield start
     for node in nodes:
         node.stop()
+
+
+FIXTURE_RUN = Path(__file__).parent / "data" / "run-fixture"
+
+
+@dataclass(frozen=True)
+class ReportedRun:
+    """A copy of the checked-in fixture run with its report, built once by ``authbench report``."""
+
+    run_dir: Path
+    command: subprocess.CompletedProcess[str]
+
+
+@pytest.fixture(scope="session")
+def fixture_report(tmp_path_factory: pytest.TempPathFactory) -> ReportedRun:
+    """The fixture's report, built once for every test that only reads it (a build takes about
+    15 s here); a test that changes the run or asks for another report copies the fixture."""
+    run_dir = Path(shutil.copytree(FIXTURE_RUN, tmp_path_factory.mktemp("report") / "run"))
+    done = subprocess.run(
+        [sys.executable, "-m", "authbench", "report", str(run_dir)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    return ReportedRun(run_dir, done)
 
 
 def run_matrix(

@@ -18,11 +18,11 @@ from scipy import stats as scipy_stats
 from analysis.claims import SUPPORTED, UNDECIDED, check_claims
 from analysis.compare import Figure, below_resolution, compare_runs, comparison_rows, warnings
 from analysis.decision import LATE_MARK, decision_rows
-from analysis.report import write_report
 from analysis.stats import Estimate
 from analysis.tidy import load_run, summarise
 from analysis.verdicts import Margin
 from loadtests.cell_metrics import COLUMNS, cell_row
+from tests.conftest import ReportedRun
 
 FIXTURE = Path(__file__).parent / "data" / "run-fixture"
 
@@ -200,30 +200,27 @@ def test_capacity_is_the_highest_probe_that_held_the_slo() -> None:
         )
 
 
-def test_report_has_its_sections_in_order_and_every_image(run_copy: Path) -> None:
-    write_report(load_run(run_copy))
-    html_path, md_path = run_copy / "report.html", run_copy / "report.md"
-    page = html_path.read_text()
+def test_report_command_builds_every_section_in_order_with_every_image(
+    fixture_report: ReportedRun,
+) -> None:
+    done, run_dir = fixture_report.command, fixture_report.run_dir
+    assert done.returncode == 0, done.stderr
+    assert str(run_dir / "report.html") in done.stdout
+    page = (run_dir / "report.html").read_text()
     sections = ("decision", "decision-table", "claims", "capacity", "charts", "methodology",
                 "warnings")  # fmt: skip
     positions = [page.index(f"id='{section}'") for section in sections]
     assert positions == sorted(positions)
     images = re.findall(r"<img alt='[^']+' src='data:image/png;base64,([A-Za-z0-9+/=]+)'>", page)
-    pngs = sorted((run_copy / "figures").glob("*.png"))
+    pngs = sorted((run_dir / "figures").glob("*.png"))
     assert len(images) == len(pngs) >= 8
-    assert all((run_copy / "figures" / f"{p.stem}.svg").exists() for p in pngs)
+    assert all((run_dir / "figures" / f"{p.stem}.svg").exists() for p in pngs)
     assert "http://" not in page and "https://" not in page  # opens from disk with no network
     assert "assumed" not in page and "~" not in page.split("<h2 id='methodology'")[0]
-    markdown = md_path.read_text()
+    markdown = (run_dir / "report.md").read_text()
     for link in re.findall(r"!\[[^]]*\]\(([^)]+)\)", markdown):
-        assert (run_copy / link).exists()
+        assert (run_dir / link).exists()
     assert "calibration" in markdown and "equal load" in markdown
-
-
-def test_report_command_rebuilds_from_raw_files(run_copy: Path) -> None:
-    done = analysis_cli("report", str(run_copy))
-    assert done.returncode == 0, done.stderr
-    assert str(run_copy / "report.html") in done.stdout
 
 
 def test_report_command_refuses_a_folder_that_is_not_a_run(tmp_path: Path) -> None:

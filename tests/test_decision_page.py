@@ -25,7 +25,6 @@ from analysis.cost import (
     unmet_windows,
 )
 from analysis.history import write_history
-from analysis.report import write_report
 from analysis.stats import Estimate
 from analysis.tidy import load_run
 from analysis.workload import Workload, WorkloadError, load_workload
@@ -154,9 +153,20 @@ def test_the_shipped_example_workload_loads() -> None:
     assert isinstance(example, Workload) and example.max_revocation_window_s == 60
 
 
-def test_decide_prints_the_table_and_writes_it_into_the_report(tmp_path: Path) -> None:
-    run_copy = Path(shutil.copytree(FIXTURE, tmp_path / "run"))
-    done = analysis_cli("decide", str(run_copy), "--workload", str(EXAMPLE))
+@pytest.fixture(scope="module")
+def decided(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """A copy of the fixture after ``authbench decide`` with the example workload (one report
+    build shared by the tests that read it)."""
+    run_copy = Path(shutil.copytree(FIXTURE, tmp_path_factory.mktemp("decided") / "run"))
+    return run_copy, analysis_cli("decide", str(run_copy), "--workload", str(EXAMPLE))
+
+
+def test_decide_prints_the_table_and_writes_it_into_the_report(
+    decided: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    run_copy, done = decided
     assert done.returncode == 0, done.stderr
     assert "app cores" in done.stdout and "session-redis" in done.stdout
     assert (run_copy / "workload.toml").read_text() == EXAMPLE.read_text()
@@ -164,6 +174,15 @@ def test_decide_prints_the_table_and_writes_it_into_the_report(tmp_path: Path) -
     assert "## Your workload" in markdown and "monthly cost" in markdown
     assert (run_copy / "figures" / "ttl_tradeoff.png").exists()
     assert (run_copy / "figures" / "ttl_tradeoff.svg").exists()
+
+
+def test_the_report_puts_the_workload_before_the_charts_with_the_ttl_tradeoff(
+    decided: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    """decide keeps the workload beside the run and rebuilds the report, which finds it there."""
+    page = (decided[0] / "report.html").read_text()
+    assert page.index("id='workload'") < page.index("id='charts'")
+    assert "Access-TTL trade-off" in page
 
 
 def copy_run(results: Path, run_id: str, started: str) -> Path:
@@ -200,16 +219,6 @@ def test_history_flags_a_planted_regression_but_not_a_slower_machine(tmp_path: P
     index = json.loads((results / "index.json").read_text())
     assert [entry["run_id"] for entry in index] == ["run-a", "run-b", "run-c"]
     assert "regression" in (results / "history" / "history.md").read_text()
-
-
-def test_report_with_a_workload_draws_the_tradeoff_from_the_run_alone(tmp_path: Path) -> None:
-    run_copy = Path(shutil.copytree(FIXTURE, tmp_path / "run"))
-    shutil.copyfile(EXAMPLE, run_copy / "workload.toml")
-    write_report(load_run(run_copy))
-    html_path = run_copy / "report.html"
-    page = html_path.read_text()
-    assert page.index("id='workload'") < page.index("id='charts'")
-    assert "Access-TTL trade-off" in page
 
 
 def test_a_one_repetition_input_is_an_unbounded_range_and_never_names_the_cheapest() -> None:

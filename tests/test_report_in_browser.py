@@ -10,10 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from analysis.report import write_report
-from analysis.tidy import load_run
+from tests.conftest import ReportedRun
 
-FIXTURE = Path(__file__).parent / "data" / "run-fixture"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -47,11 +45,11 @@ def chromium(profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_report_opens_from_disk_with_every_image_and_the_decision_table(tmp_path: Path) -> None:
-    run_dir = Path(shutil.copytree(FIXTURE, tmp_path / "run"))
-    write_report(load_run(run_dir))
-    html_path = run_dir / "report.html"
-    probe = html_path.with_name("report-probe.html")
+def test_report_opens_from_disk_with_every_image_and_the_decision_table(
+    tmp_path: Path, fixture_report: ReportedRun
+) -> None:
+    html_path = fixture_report.run_dir / "report.html"
+    probe = tmp_path / "report-probe.html"  # the page is self-contained: it opens from anywhere
     probe.write_text(html_path.read_text().replace("</body>", PROBE + "</body>"))
 
     dom = chromium(tmp_path / "profile-dom", "--dump-dom", probe.as_uri())
