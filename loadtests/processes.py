@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -29,6 +30,15 @@ def spawn(
             stop(process)
             raise
     return process
+
+
+def pin(pid: int, cpus: set[int] | None) -> None:
+    """Pin every thread of a running process to ``cpus`` (threads it starts later inherit it)."""
+    if not cpus:
+        return
+    for thread in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(ProcessLookupError):  # the thread ended meanwhile
+            os.sched_setaffinity(int(thread), cpus)
 
 
 def stop(process: subprocess.Popen[Any] | None, group: bool = False) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from loadtests.ports import free_port
-from loadtests.processes import spawn, stop
+from loadtests.processes import pin, spawn, stop
 
 HEALTHY_TIMEOUT_S = 60.0
 
@@ -65,7 +65,11 @@ class TargetNode:
         self.wait_started(require_healthy)
 
     def launch(self, cpus: set[int] | None = None) -> None:
-        """Start the process without waiting for it: several nodes then start side by side."""
+        """Start the process without waiting for it: several nodes then start side by side.
+
+        It starts on any CPU and is pinned to ``cpus`` once healthy, before anything is
+        measured: nodes pinned from the start would share one CPU while they import and load.
+        """
         self.cpus = cpus
         command = [
             sys.executable, "-m", "targets", *self.args,
@@ -73,13 +77,14 @@ class TargetNode:
         ]  # fmt: skip
         # Output goes to a file, not a pipe: a pipe nobody drains would stall a chatty server.
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the node
-        self.process = spawn(command, cpus, self.log, {**os.environ, **self.env})
+        self.process = spawn(command, None, self.log, {**os.environ, **self.env})
 
     def wait_started(self, require_healthy: bool = True) -> None:
         """Wait for /healthz to answer (200, or any status if not required); stop the node if
         it fails or the wait is interrupted, so that no stray process is left."""
         try:
             self._wait_healthy(require_healthy)
+            pin(self.pid, self.cpus)
         except BaseException:
             self.stop()
             raise

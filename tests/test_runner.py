@@ -19,6 +19,7 @@ from loadtests.cell_metrics import COLUMNS
 from loadtests.matrix import load_matrix
 from loadtests.run_folder import SCHEMA_VERSION
 from loadtests.runner import _nice_floor, interleaved_groups
+from loadtests.target_process import get_health, start_nodes
 from loadtests.trivial_server import TrivialServer
 from loadtests.verify import LOGOUT_EVERYWHERE, Expected, VerifyFailed, verify_target
 from tests.conftest import StartTarget, run_matrix
@@ -212,6 +213,25 @@ def test_verify_gate_passes_a_correct_multi_node_session_target(
     result = verify_target([n.url for n in nodes], Expected("session", None, "redis", False))
     assert result.checks[LOGOUT_EVERYWHERE] is True
     assert result.credential_bytes == len("Cookie: session_id=") + 43
+
+
+def test_nodes_started_side_by_side_are_pinned_before_they_serve_a_request(
+    tmp_path: Path,
+) -> None:
+    """Bug caught: a node launched unpinned (to start faster) and never pinned afterwards."""
+    cpu = min(os.sched_getaffinity(0))
+    args = ["--scheme", "none", "--keys-dir", str(tmp_path), "--users", "5"]
+    nodes = start_nodes(args, 2, {}, {cpu})
+    try:
+        for node in nodes:
+            threads = psutil.Process(node.pid).threads()
+            assert {frozenset(os.sched_getaffinity(thread.id)) for thread in threads} == {
+                frozenset({cpu})
+            }
+            assert get_health(node.host, node.port)[0] == 200
+    finally:
+        for node in nodes:
+            node.stop()
 
 
 def test_cells_whose_target_cannot_start_are_recorded_as_failed_and_the_run_exits_1(
