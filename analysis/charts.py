@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from analysis.palette import colour, ordered, scheme_rank
 from analysis.stats import Estimate
 from analysis.tidy import RunData
+from common.schemes import parse_scheme
 
 MIN_CURVE_RATES = 4  # a scheme's curve is drawn from this many distinct rates
 PERCENTILES = (("p50_ms", "p50"), ("p90_ms", "p90"), ("p99_ms", "p99"), ("p999_ms", "p99.9"))
@@ -453,7 +454,7 @@ def revocation_chart(run: RunData, out: Path) -> Chart | None:
     )
     labels = [
         f"{r['scheme']} (TTL {r['access_ttl']:g} s)" if r["access_ttl"] == r["access_ttl"]
-        and r["scheme"].startswith("jwt-") and not r["scheme"].endswith("+deny") else r["scheme"]
+        and parse_scheme(r["scheme"]).plain_jwt else r["scheme"]
         for r in rows
     ]  # fmt: skip
     axis.set_xticks(range(len(rows)), labels, rotation=30, ha="right", fontsize=8)

@@ -32,6 +32,7 @@ from analysis.verdicts import (
     paired_log_ratio,
     unpaired_log_ratio,
 )
+from common.schemes import parse_scheme
 from loadtests.matrix import PRIMARY_COMPARISONS
 from loadtests.verify import JWKS_ALONE
 
@@ -275,7 +276,7 @@ def jwts_scale_statelessly(run: RunData) -> Claim:
         )
         if scheme == "session-redis":
             session_count = commands
-        elif not scheme.endswith("+deny"):
+        elif parse_scheme(scheme).plain_jwt:
             jwt_counts.append(commands)
     if not jwt_counts:
         return Claim(text, evidence or ["no JWT read cell"], NOT_MEASURED)
@@ -405,7 +406,8 @@ def asymmetric_verify_alone(run: RunData) -> Claim:
     text = "Asymmetric keys let other services verify tokens alone"
     passed, failed = [], []
     for scheme in sorted(set(run.complete()["scheme"])):
-        if not scheme.startswith("jwt-") or scheme.startswith("jwt-HS"):
+        kind = parse_scheme(scheme)
+        if not kind.is_jwt or kind.is_hmac:
             continue
         (passed if run.verify_checks(scheme).get(JWKS_ALONE) else failed).append(scheme)
     if not passed and not failed:

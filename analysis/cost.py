@@ -31,6 +31,7 @@ from analysis.decision import over_none
 from analysis.stats import Estimate
 from analysis.tidy import RunData
 from analysis.workload import Workload
+from common.schemes import parse_scheme
 
 HOURS_PER_MONTH = 730
 AT_ONCE_S = 1.0  # an observed refusal this soon after logout is "at once": any window is met
@@ -168,7 +169,8 @@ def observed_window_s(run: RunData, scheme: str) -> float | None:
 
 def size(run: RunData, workload: Workload, scheme: str, ttl: float | None = None) -> Sizing:
     """One scheme's cores for the workload (a plain JWT at ``ttl`` when given)."""
-    plain_jwt = scheme.startswith("jwt-") and not scheme.endswith("+deny")
+    kind = parse_scheme(scheme)
+    plain_jwt = kind.plain_jwt
     ttl = (ttl or workload.access_ttl_s) if plain_jwt else None
     notes = []
     reads, source = read_cores(run, scheme, workload.reads_per_s)
@@ -180,7 +182,7 @@ def size(run: RunData, workload: Workload, scheme: str, ttl: float | None = None
         _per_request_cores(redis_cpu(run, scheme, "read"), workload.reads_per_s),
         _per_request_cores(redis_cpu(run, scheme, "login"), workload.logins_per_s),
     ]
-    if scheme.startswith("jwt-"):
+    if kind.is_jwt:
         refreshes = workload.refresh_rate(ttl if plain_jwt else None)
         cpu, how = refresh_cpu(run, scheme)
         app_parts.append(_per_request_cores(cpu, refreshes))
@@ -189,7 +191,7 @@ def size(run: RunData, workload: Workload, scheme: str, ttl: float | None = None
     app = _sum(app_parts)
     redis = _sum(redis_parts)
     keep = 1 / (1 - workload.headroom)
-    if scheme.startswith("session-") or scheme.endswith("+deny"):
+    if kind.revoked_at_once:
         window = observed_window_s(run, scheme)
         if window is None:
             window = 0.0
@@ -242,8 +244,7 @@ def sizings(run: RunData, workload: Workload) -> list[Sizing]:
         sized = size(run, workload, scheme)
         rows.append(sized)
         limit = workload.max_revocation_window_s
-        plain = scheme.startswith("jwt-") and not scheme.endswith("+deny")
-        if plain and not sized.meets_window and limit:
+        if parse_scheme(scheme).plain_jwt and not sized.meets_window and limit:
             rows.append(size(run, workload, scheme, ttl=limit))
     return rows
 

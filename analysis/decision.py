@@ -19,6 +19,7 @@ from analysis.palette import ordered
 from analysis.resilience import when_redis_down
 from analysis.stats import Estimate, difference, paired_difference
 from analysis.tidy import RunData, via_balancer
+from common.schemes import parse_scheme
 from loadtests.verify import NO_PUBLIC_KEY
 
 SATURATED_MARK = "†"
@@ -159,7 +160,7 @@ def _store(run: RunData, scheme: str) -> str:
     for scenario in ("read", "login"):
         memory = run.get_flagged("redis_bytes_per_session", scheme=scheme, scenario=scenario)
         if memory is not None:
-            kept = "session" if scheme.startswith("session-") else "refresh family"
+            kept = "session" if parse_scheme(scheme).is_session else "refresh family"
             return f"{text}; {memory[0].value:.0f} B per login ({kept})"
     return text
 
@@ -175,7 +176,7 @@ def _revocation(run: RunData, scheme: str) -> str:
     method = rows.iloc[0]["revocation_method"]
     ttl = rows.iloc[0]["access_ttl"]
     text = f"{delay[0].value:.1f} ms median, ≤ {longest[0].value:.1f} ms ({method})"
-    if scheme.startswith("jwt-") and not scheme.endswith("+deny"):
+    if parse_scheme(scheme).plain_jwt:
         text += f"; access TTL {ttl:g} s"
     return text
 

@@ -21,6 +21,7 @@ from analysis.palette import colour, ordered
 from analysis.resilience import Section, Table
 from analysis.stats import Estimate
 from analysis.tidy import RunData
+from common.schemes import parse_scheme
 
 COST_HEADERS = [
     "scheme", "hops", "p50", "p99", "server CPU per user request", "issuer CPU per request",
@@ -130,8 +131,9 @@ def claim_lines(run: RunData) -> list[str]:
     """The seed's inter-service claim against this run's issuer calls per request."""
     summary = _split_summary(run)
     lines: list[str] = []
-    local = summary[summary["scheme"].str.startswith("jwt-") & ~summary["scheme"].str.contains(
-        r"\+introspect")]  # fmt: skip
+    local = summary[[
+        parse_scheme(s).is_jwt and not parse_scheme(s).introspect for s in summary["scheme"]
+    ]]  # fmt: skip
     calls = [r["issuer_calls_per_req"] for _, r in local.iterrows()]
     values = [c.value for c in calls if isinstance(c, Estimate) and not math.isnan(c.value)]
     if values:
@@ -160,7 +162,7 @@ def cost_chart(run: RunData, out: Path) -> Chart | None:
         ]
         axis.errorbar(rows["hops"].astype(int), values, yerr=errors, marker="o", capsize=3,
                       label=scheme, color=colour(scheme.removesuffix("+introspect")),
-                      linestyle="--" if scheme.endswith("+introspect") else "-")  # fmt: skip
+                      linestyle="--" if parse_scheme(scheme).introspect else "-")  # fmt: skip
     axis.set_xlabel("services that authenticate each user request (hops)")
     axis.set_ylabel("server CPU per user request (µs)")
     axis.grid(alpha=0.3)

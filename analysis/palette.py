@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from common.schemes import ALGORITHMS
+from common.schemes import ALGORITHMS, parse_scheme
 
 ALGORITHM_ORDER = ALGORITHMS  # the order of the suite's settings, everywhere
 SCHEME_ORDER = (
@@ -39,7 +39,7 @@ def colour(scheme: str) -> str:
     """The scheme's colour."""
     if scheme in FAMILY_COLOURS:
         return str(FAMILY_COLOURS[scheme])
-    if scheme.endswith("+deny"):
+    if parse_scheme(scheme).denylist:
         return DENY_COLOUR
     alg = scheme.removeprefix("jwt-")
     family = FAMILY_COLOURS.get(alg[:2])

@@ -21,6 +21,7 @@ from analysis.cost import measured_schemes, size
 from analysis.palette import colour, ordered
 from analysis.tidy import RunData
 from analysis.workload import Workload
+from common.schemes import parse_scheme
 
 TTLS_S = (30, 60, 120, 300, 600, 900)
 USERS = 1000
@@ -51,7 +52,7 @@ def ttl_chart(run: RunData, out: Path, workload: Workload | None = None) -> Char
     """The trade-off chart, or None when the run has no plain JWT that can be costed."""
     rate = reads_per_user(workload)
     schemes = ordered(measured_schemes(run))
-    plain = [s for s in schemes if s.startswith("jwt-") and not s.endswith("+deny")]
+    plain = [s for s in schemes if parse_scheme(s).plain_jwt]
     curves = {}
     for scheme in plain:
         points = [(ttl, _cores(run, scheme, rate, ttl)) for ttl in TTLS_S]
@@ -65,7 +66,7 @@ def ttl_chart(run: RunData, out: Path, workload: Workload | None = None) -> Char
                   color=colour(scheme), label=f"{scheme} (window = access TTL)")  # fmt: skip
     instant = []
     for scheme in schemes:
-        if scheme.startswith("session-") or scheme.endswith("+deny"):
+        if parse_scheme(scheme).revoked_at_once:
             cores = _cores(run, scheme, rate, None)
             if cores is not None:
                 instant.append((scheme, cores))

@@ -21,6 +21,7 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
+from common.schemes import parse_scheme
 from loadtests.fault_metrics import COLUMNS as FAULT_COLUMNS
 from loadtests.fault_metrics import fault_figures, validation_figures
 from loadtests.faults import fault_named
@@ -268,7 +269,7 @@ def _described(meta: dict[str, Any]) -> dict[str, Any]:
         **{name: params.get(name) for name in CELL_SETTINGS},
         store_delay_measured_ms=meta.get("store_delay_measured_ms"),
         denylist=params["denylist"],
-        access_ttl=params.get("access_ttl") if params["scheme"].startswith("jwt-") else None,
+        access_ttl=params.get("access_ttl") if parse_scheme(params["scheme"]).is_jwt else None,
         repetition=meta["repetition"],
         cell_id=meta["cell_id"],
         status=meta["status"],

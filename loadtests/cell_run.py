@@ -80,7 +80,7 @@ def expected_identity(cell: Cell) -> Expected:
     if cell.scheme == "none":
         return Expected("none", None, None, False, planted_cost_us=planted)
     cache = cell.settings.store_cache_s
-    if cell.scheme.startswith("session-"):
+    if cell.kind.is_session:
         return Expected("session", None, cell.store, False, planted_cost_us=planted,
                         store_cache_s=cache)  # fmt: skip
     return Expected("jwt", cell.alg, "redis", cell.denylist, cell.introspect, planted, cache)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from common.outcomes import BadInput
-from common.schemes import ALGORITHMS
+from common.schemes import ALGORITHMS, Scheme, parse_scheme, valid_scheme
 from loadtests.faults import NAMES, fault_named
 from loadtests.schedule import ARRIVALS
 from loadtests.thresholds import ThresholdError, parse_threshold
@@ -141,31 +141,34 @@ class Cell:
     tag: str = ""  # set when another cell of the matrix has the same readable id
 
     @property
+    def kind(self) -> Scheme:
+        """The parsed scheme id."""
+        return parse_scheme(self.scheme)
+
+    @property
     def alg(self) -> str:
         """The JWT algorithm, '' for other schemes."""
-        if not self.is_jwt:
-            return ""
-        return self.scheme.removeprefix("jwt-").removesuffix("+deny").removesuffix("+introspect")
+        return self.kind.alg
 
     @property
     def is_jwt(self) -> bool:
-        return self.scheme.startswith("jwt-")
+        return self.kind.is_jwt
 
     @property
     def store(self) -> str:
-        """Where state lives: memory, redis, or '' for none."""
-        if self.scheme == "session-memory":
-            return "memory"
-        return "" if self.scheme == "none" else "redis"
+        """Where state lives: memory, redis (sessions, and a JWT's refresh tokens), '' for none."""
+        if self.kind.is_session:
+            return self.kind.store
+        return "redis" if self.kind.is_jwt else ""
 
     @property
     def denylist(self) -> bool:
-        return self.scheme.endswith("+deny")
+        return self.kind.denylist
 
     @property
     def introspect(self) -> bool:
         """Whether resource nodes ask the issuer about every token (split only)."""
-        return self.scheme.endswith("+introspect")
+        return self.kind.introspect
 
     @property
     def is_split(self) -> bool:
@@ -257,7 +260,7 @@ class Cell:
             common += ["--store-cache", str(self.settings.store_cache_s)]
         if self.scheme == "none":
             return ["--scheme", "none", *common]
-        if self.scheme.startswith("session-"):
+        if self.kind.is_session:
             lifetime = ["--session-ttl", str(self.credential_ttl)] if self._short_lived else []
             sliding = ["--sliding-session"] if self.settings.sliding_session else []
             return ["--scheme", "session", "--store", self.store, *lifetime, *sliding, *common]
@@ -332,16 +335,6 @@ class Matrix:
 
 def _fail(source: str, key: str, problem: str) -> MatrixError:
     return MatrixError(f"{source}: {key}: {problem}")
-
-
-def valid_scheme(scheme: str) -> bool:
-    """Whether a scheme id is one the suite knows."""
-    if scheme in ("none", "session-memory", "session-redis"):
-        return True
-    if scheme.startswith("jwt-"):
-        alg = scheme.removeprefix("jwt-").removesuffix("+deny").removesuffix("+introspect")
-        return alg in ALGORITHMS
-    return False
 
 
 def _check_choice(source: str, key: str, value: Any, choices: tuple[str, ...], noun: str) -> None:
@@ -495,9 +488,9 @@ def _check_split(source: str, where: str, cell: Cell) -> None:
 def _check_fault(source: str, where: str, cell: Cell) -> None:
     """A fault must fit in the window and hit something the cell has."""
     settings = cell.settings
-    if settings.sliding_session and not cell.scheme.startswith("session-"):
+    if settings.sliding_session and not cell.kind.is_session:
         raise _fail(source, where + "sliding_session", f"{cell.scheme} has no sessions to renew")
-    if settings.store_cache_s and not (cell.scheme == "session-redis" or cell.denylist):
+    if settings.store_cache_s and not cell.kind.reads_shared_store:
         raise _fail(
             source,
             where + "store_cache_s",

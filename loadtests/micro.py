@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 from common.credentials import BENCH_PASSWORD
-from common.schemes import ALGORITHMS
+from common.schemes import ALGORITHMS, is_hmac
 from common.store_keys import SESSION_PREFIX
 from loadtests.private_redis import PrivateRedis, redis_url_from_env
 from targets import redis_store
@@ -106,7 +106,7 @@ def raw_sign_verify(alg: str, ring: KeyRing) -> tuple[Callable[[bytes], bytes], 
     key = ring.signing_key
     public = ring.verification_keys[ring.signing_kid]
     bits = HASHES[alg[-3:]] if alg != "EdDSA" else None
-    if alg.startswith("HS"):
+    if is_hmac(alg):
         digest = getattr(hashlib, f"sha{alg[2:]}")
 
         def hmac_sign(data: bytes) -> bytes:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-from common.schemes import HMAC_ALGORITHMS
 from loadtests.matrix import Cell
 from loadtests.target_process import TargetNode, start_together
 
@@ -22,7 +21,7 @@ def resource_args(cell: Cell, issuer_url: str, keys_dir: Path) -> list[str]:
     """``python -m targets`` options of a resource node of the cell's scheme."""
     settings = cell.settings
     cache = ["--store-cache", str(settings.store_cache_s)] if settings.store_cache_s else []
-    if cell.scheme.startswith("session-"):
+    if cell.kind.is_session:
         return ["--scheme", "session", "--store", "redis", "--role", "resource", *cache]
     args = ["--scheme", "jwt", "--alg", cell.alg, "--role", "resource",
             "--access-ttl", str(settings.access_ttl)]  # fmt: skip
@@ -31,7 +30,7 @@ def resource_args(cell: Cell, issuer_url: str, keys_dir: Path) -> list[str]:
                 "--introspect-cache", str(settings.introspect_cache_s)]  # fmt: skip
     if cell.denylist:
         args += ["--denylist", *cache]
-    if cell.alg in HMAC_ALGORITHMS:
+    if cell.kind.is_hmac:
         return [*args, "--keys-dir", str(keys_dir)]
     return [*args, "--issuer-url", issuer_url, "--jwks-cooldown", f"{settings.jwks_cooldown_s:g}",
             "--jwks-ttl", str(settings.jwks_ttl_s)]  # fmt: skip
@@ -39,7 +38,7 @@ def resource_args(cell: Cell, issuer_url: str, keys_dir: Path) -> list[str]:
 
 def can_mint(cell: Cell) -> int:
     """How many processes hold a key that signs tokens: the issuer, plus every HMAC node."""
-    return 1 + (cell.nodes if cell.is_jwt and cell.alg in HMAC_ALGORITHMS else 0)
+    return 1 + (cell.nodes if cell.kind.is_hmac else 0)
 
 
 def start_split(

@@ -22,7 +22,7 @@ from typing import Any
 import jwt
 
 from common.credentials import BENCH_PASSWORD, FIRST_USER
-from common.schemes import HMAC_ALGORITHMS
+from common.schemes import HMAC_ALGORITHMS, is_hmac
 from loadtests.http_probe import Reply, call
 
 PASSWORD = BENCH_PASSWORD
@@ -116,7 +116,7 @@ def _check_jwks(node: str, expected: Expected, headers: dict[str, str]) -> str:
     """The check the JWKS endpoint passed (its key in ``CHECKS``)."""
     """Asymmetric: the access token verifies with the published public key alone."""
     jwks = call(node, "GET", "/.well-known/jwks.json")
-    if expected.alg and expected.alg.startswith("HS"):
+    if is_hmac(expected.alg or ""):
         _expect(jwks.status == 404, f"an HMAC server published a JWKS ({jwks.status})")
         return NO_PUBLIC_KEY
     _expect(jwks.status == 200, f"JWKS answered {jwks.status}")

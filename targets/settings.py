@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
-from common.schemes import ALGORITHMS, DEFAULT_ALG, HMAC_ALGORITHMS
+from common.schemes import ALGORITHMS, DEFAULT_ALG, HMAC_ALGORITHMS, parse_scheme
 
 SCHEMES = ("none", "session", "jwt")
 ROLES = ("all", "issuer", "resource")
@@ -277,12 +277,9 @@ def _check_combinations(ns: argparse.Namespace) -> None:
                 )
 
 
-def _check_store_cache(ns: argparse.Namespace) -> None:
+def _check_store_cache(settings: ServerSettings) -> None:
     """A cache of store answers needs a shared store whose answers it keeps."""
-    if not ns.store_cache:
-        return
-    session_in_redis = ns.scheme == "session" and (ns.store or "redis") == "redis"
-    if not (session_in_redis or (ns.scheme == "jwt" and ns.denylist)):
+    if settings.store_cache and not parse_scheme(settings.scheme_id).reads_shared_store:
         raise SettingsError(
             "--store-cache applies to --scheme session --store redis or --scheme jwt --denylist"
         )
@@ -339,9 +336,8 @@ def parse_settings(
     ns = parser.parse_args(_argv_with_env(parser, argv, environ))
     _check_combinations(ns)
     _check_roles(ns)
-    _check_store_cache(ns)
     _check_keys_dir(ns)
-    return ServerSettings(
+    settings = ServerSettings(
         scheme=ns.scheme,
         alg=(ns.alg or DEFAULT_ALG) if ns.scheme == "jwt" else None,
         store=(ns.store or "redis") if ns.scheme == "session" else None,
@@ -373,3 +369,5 @@ def parse_settings(
         planted_cost_us=ns.planted_cost_us,
         store_cache=ns.store_cache,
     )
+    _check_store_cache(settings)
+    return settings

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from common.schemes import ALGORITHMS
+from common.schemes import ALGORITHMS, UnknownScheme, parse_scheme
 from loadtests.matrix import MatrixError, load_matrix
 
 GOOD_GROUP = """
@@ -62,6 +63,10 @@ def test_full_matrix_has_every_scenario_two_and_four_nodes_and_three_repetitions
         (
             GOOD_GROUP.replace('"jwt-HS256"', '"jwt-HS999"'),
             "cells[0].schemes: unknown scheme 'jwt-HS999' (valid: none, session-memory",
+        ),
+        (  # both variants: once read as a denylisted JWT whose scheme said introspect
+            GOOD_GROUP.replace('"jwt-HS256"', '"jwt-HS256+introspect+deny"'),
+            "cells[0].schemes: unknown scheme 'jwt-HS256+introspect+deny'",
         ),
         (GOOD_GROUP + "colour = 'red'\n", "cells[0].colour: unknown key (valid: schemes,"),
         ("[defaults]\nduration_s = -5\n" + GOOD_GROUP, "duration_s: -5 must be at least 0.5"),
@@ -236,3 +241,27 @@ def test_cells_that_differ_only_in_a_condition_get_their_own_ids(
     ids = [cell.cell_id(1) for cell in matrix.cells]
     assert len(matrix.cells) == 4
     assert len(set(ids)) == 4, ids
+
+
+@pytest.mark.parametrize(
+    ("scheme_id", "family", "alg", "plain_jwt", "revoked_at_once", "is_hmac"),
+    [
+        ("none", "none", "", False, False, False),
+        ("session-memory", "session", "", False, True, False),
+        ("jwt-HS384", "jwt", "HS384", True, False, True),
+        ("jwt-ES256+deny", "jwt", "ES256", False, True, False),
+        ("jwt-EdDSA+introspect", "jwt", "EdDSA", False, False, False),
+    ],
+)
+def test_a_scheme_id_is_parsed_once_into_what_it_says(
+    scheme_id: str, family: str, alg: str, plain_jwt: bool, revoked_at_once: bool, is_hmac: bool
+) -> None:
+    kind = parse_scheme(scheme_id)
+    assert (kind.family, kind.alg, kind.plain_jwt) == (family, alg, plain_jwt)
+    assert (kind.revoked_at_once, kind.is_hmac) == (revoked_at_once, is_hmac)
+
+
+@pytest.mark.parametrize("scheme_id", ["jwt-", "jwt-HS256+", "jwt-HS256+deny+deny", "session-"])
+def test_a_malformed_scheme_id_is_refused(scheme_id: str) -> None:
+    with pytest.raises(UnknownScheme, match=re.escape(repr(scheme_id))):
+        parse_scheme(scheme_id)

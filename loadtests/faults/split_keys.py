@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from common.key_files import generate_private_key, new_kid, write_key
-from common.schemes import HMAC_ALGORITHMS
+from common.schemes import is_hmac
 from loadtests.faults.base import Fault, FaultTargets
 from loadtests.histograms import FAILED, LATENCY, HistogramSet
 from loadtests.http_probe import service_counters
@@ -60,7 +60,7 @@ class KeyRotation(SplitKeyFault):
         }
         kid = new_kid()
         write_key(targets.keys_dir / alg, kid, alg, generate_private_key(alg))
-        reloaded = [targets.issuer, *(targets.nodes if alg in HMAC_ALGORITHMS else [])]
+        reloaded = [targets.issuer, *(targets.nodes if is_hmac(alg) else [])]
         targets.record["started"] = time.time()
         for node in reloaded:
             if node.process is not None:

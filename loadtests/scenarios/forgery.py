@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import base64
 import json
-import secrets
 from typing import Any
 
 import jwt
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-EC_CURVES = {"ES256": ec.SECP256R1, "ES384": ec.SECP384R1, "ES512": ec.SECP521R1}
+from common.key_files import generate_private_key
 
 
 def b64url(data: bytes) -> str:
@@ -35,13 +33,7 @@ def decode_segment(segment: str) -> dict[str, Any]:
 
 def foreign_key(alg: str) -> Any:
     """A signing key of ``alg`` that no server ever saw."""
-    if alg.startswith("HS"):
-        return secrets.token_bytes(64)
-    if alg.startswith(("RS", "PS")):
-        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    if alg in EC_CURVES:
-        return ec.generate_private_key(EC_CURVES[alg]())
-    return ed25519.Ed25519PrivateKey.generate()
+    return generate_private_key(alg)
 
 
 def with_claims(token: str, **changes: Any) -> str:
