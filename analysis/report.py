@@ -140,6 +140,25 @@ def workload_section(run: RunData) -> tuple[WorkloadSection | None, Workload | N
     return section, workload
 
 
+def _servers_text(run: RunData) -> str:
+    """Whose servers were measured: the suite's reference servers, or the user's URLs."""
+    target = run.manifest.get("target")
+    if not target:
+        return "the suite's reference servers (targets/), started and stopped by the runner"
+    pids = [pid for pid in target.get("pids", []) if pid]
+    cpu = f"CPU sampled for PIDs {pids}" if pids else "their CPU not measured (no --target-pid)"
+    return (
+        f"yours, not started by the runner: {', '.join(target.get('urls', []))} "
+        f"({target.get('scheme')}, docs/target-contract.md); {cpu}"
+    )
+
+
+def _kdf_text(run: RunData) -> str:
+    if run.manifest.get("target"):
+        return "your server's own"
+    return f"PBKDF2-HMAC-SHA256, {_kdf_iterations(run)} iterations, every scheme"
+
+
 def _kdf_iterations(run: RunData) -> str:
     values = sorted({c["kdf_iterations"] for c in run.manifest.get("matrix", {}).get("cells", [])})
     return ", ".join(f"{v:,}" for v in values) or "unknown"
@@ -227,7 +246,8 @@ def methodology(run: RunData) -> list[tuple[str, str]]:
         ),
         ("software", f"Python {env.get('python')}; {versions}"),
         ("code", f"git {commit}{dirty}"),
-        ("password KDF", f"PBKDF2-HMAC-SHA256, {_kdf_iterations(run)} iterations, every scheme"),
+        ("servers", _servers_text(run)),
+        ("password KDF", _kdf_text(run)),
         ("windows", _windows(run)),
         (
             "repetitions",

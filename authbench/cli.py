@@ -90,23 +90,31 @@ def command_run(args: argparse.Namespace) -> int:
     from loadtests.matrix import parse_plant
     from loadtests.processes import stop_on_sigterm_like_ctrl_c
     from loadtests.runner import execute, new_run, print_summary, resumed_run
+    from loadtests.target import inspect_target
 
-    if bool(args.resume) == bool(args.matrix):
+    if args.target_url and args.resume:
+        raise UsageError("--resume reads its target from the run folder: drop --target-url")
+    if args.target_pid and not args.target_url:
+        raise UsageError("--target-pid goes with --target-url")
+    matrix = args.matrix or ("target" if args.target_url else None)
+    if bool(args.resume) == bool(matrix):
         raise UsageError("run needs --matrix NAME|FILE (see authbench matrices) or --resume RUN")
     rules = _rules(args.fail_on)
     baseline = _baseline(args.baseline, args.results)
     plant = parse_plant(args.plant) if args.plant else None
+    target = inspect_target(args.target_url, args.target_pid) if args.target_url else None
     run = (
         resumed_run(args.resume, args.results)
         if args.resume
-        else new_run(args.matrix, args.results, plant)
+        else new_run(matrix, args.results, plant, target)
     )
     print(
         f"run {run.run_dir.name}: {len(run.matrix.cells)} cells, up to "
         f"{run.matrix.repetitions} repetition(s) from {run.matrix.source}"
     )
     stop_on_sigterm_like_ctrl_c()  # finished cells kept, no stray process
-    status = INCOMPLETE if print_summary(execute(run, with_micro=not args.no_micro), run) else OK
+    micro = not args.no_micro and run.target is None  # the micro benchmark times our code
+    status = INCOMPLETE if print_summary(execute(run, with_micro=micro), run) else OK
     if status == OK and args.until == "decided":
         status = OK if until_decided(run.run_dir.resolve(), args.budget_s) else INCOMPLETE
     if args.no_report:
@@ -260,6 +268,20 @@ def _add_measuring(commands: argparse._SubParsersAction[argparse.ArgumentParser]
         type=float,
         default=900.0,
         help="time budget of --until decided, s (default: 900)",
+    )
+    run.add_argument(
+        "--target-url",
+        action="append",
+        metavar="URL",
+        help="measure your own server (docs/target-contract.md) instead of starting ours; "
+        "repeat for several nodes (matrix: target unless --matrix)",
+    )
+    run.add_argument(
+        "--target-pid",
+        action="append",
+        type=int,
+        metavar="PID",
+        help="with --target-url on this machine: the process to sample CPU of (one per URL)",
     )
     run.add_argument("--no-micro", action="store_true", help="skip the micro benchmark")
     run.add_argument("--no-report", action="store_true", help="measure only; report later")

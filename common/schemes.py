@@ -93,6 +93,17 @@ def parse_scheme(scheme_id: str) -> Scheme:
     raise UnknownScheme(f"unknown scheme {scheme_id!r}")
 
 
+def scheme_id_of(
+    family: str, store: str | None = None, alg: str | None = None, variant: str = ""
+) -> str:
+    """The scheme id of a server's settings (or of what its /healthz reports)."""
+    if family == "session":
+        return f"session-{store}"
+    if family == "jwt":
+        return f"jwt-{alg}" + (f"+{variant}" if variant else "")
+    return family
+
+
 def valid_scheme(scheme_id: str) -> bool:
     """Whether the suite knows the scheme id."""
     try:

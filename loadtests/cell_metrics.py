@@ -311,13 +311,16 @@ def cell_row(cell_dir: Path) -> dict[str, Any]:
     journey = [name for name in names if not name.startswith("revocation delay")]
     all_requests = histograms.total(LATENCY, journey)
     series = read_samples(cell_dir / "samples.csv")
+    sampled = any(source.startswith(SAMPLED_SERVER) for source, _ in series)
     server_cpu_s = summed_delta(series, SAMPLED_SERVER, "cpu_s", start, end)
     generator_cpu_s = _cpu_delta(series, "generator", start, end)
     generators = _json(cell_dir / "generators.json")
     row.update(
         window_s=round(window_s, 3),
         all_requests=all_requests,
-        server_cpu_us_per_req=round(server_cpu_s * 1e6 / all_requests, 1) if all_requests else None,
+        server_cpu_us_per_req=(  # empty, never 0, for a --target-url node without its PID
+            round(server_cpu_s * 1e6 / all_requests, 1) if all_requests and sampled else None
+        ),
         rps_per_server_cpu_s=round(all_requests / server_cpu_s, 1) if server_cpu_s > 0 else None,
         balancer_cpu_us_per_req=(
             round(_cpu_delta(series, "balancer", start, end) * 1e6 / all_requests, 1)

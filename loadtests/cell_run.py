@@ -30,6 +30,7 @@ from loadtests.private_redis import PrivateRedis
 from loadtests.run_folder import utc_now, write_json
 from loadtests.sampling import Sampler, idle_redis_cpu, redis_key_memory
 from loadtests.split_services import can_mint, start_split
+from loadtests.target import ExternalNode, Target
 from loadtests.target_process import TargetNode, start_nodes
 from loadtests.verify import THROUGH_BALANCER, Expected, VerifyFailed, verify_target
 
@@ -68,6 +69,7 @@ class Run:
     keys_dir: Path
     manifest: dict[str, Any]
     ceilings: dict[int, float] = field(default_factory=dict)
+    target: Target | None = None  # --target-url: the user's server, which the run never starts
 
     @property
     def cells_dir(self) -> Path:
@@ -98,7 +100,7 @@ def set_aside(cell_dir: Path) -> None:
 class GroupServices:
     """What a group of cells runs against: nodes, their Redis, and an optional balancer."""
 
-    nodes: list[TargetNode]
+    nodes: list[TargetNode] | list[ExternalNode]
     redis_url: str | None
     balancer: NginxBalancer | None
     redis_idle_cpu_s_per_s: float | None = None
@@ -106,6 +108,7 @@ class GroupServices:
     store_delay_measured_ms: float | None = None
     private_redis: PrivateRedis | None = None
     issuer: TargetNode | None = None  # split: the issuer; ``nodes`` are the resource nodes
+    expected: Expected | None = None  # what the nodes must report, when not the cell's own
 
     @property
     def node_urls(self) -> list[str]:
@@ -123,7 +126,13 @@ class GroupServices:
 
 @contextmanager
 def group_services(run: Run, cell: Cell, redis_url: str | None) -> Iterator[GroupServices]:
-    """Redis (private unless REDIS_URL), nodes and balancer of one group; stopped on exit."""
+    """Redis (private unless REDIS_URL), nodes and balancer of one group; stopped on exit.
+    A --target-url run starts nothing: the nodes are the user's, and so is REDIS_URL if set."""
+    if run.target is not None:
+        idle = idle_redis_cpu(redis_url) if redis_url else None
+        nodes = list(run.target.nodes)
+        yield GroupServices(nodes, redis_url, None, idle, expected=run.target.expected)
+        return
     private: PrivateRedis | None = None
     if cell.store == "redis" and redis_url is None:
         private = PrivateRedis(append_only=cell.settings.persistence == "aof")
@@ -271,7 +280,9 @@ def _injector(
 
 def _watched(services: GroupServices) -> tuple[dict[str, int], dict[str, str]]:
     """The processes whose CPU the sampler reads, and the services whose counters it reads."""
-    processes = {f"node{index}": node.pid for index, node in enumerate(services.nodes)}
+    processes = {
+        f"node{index}": node.pid for index, node in enumerate(services.nodes) if node.pid
+    }  # a target's node without --target-pid: its CPU is not measured
     counters = {f"node{index}": url for index, url in enumerate(services.node_urls)}
     if services.issuer is not None:
         processes["issuer"] = services.issuer.pid
@@ -300,7 +311,7 @@ def _verify(services: GroupServices, cell: Cell, progress: Progress) -> dict[str
 def _verify_nodes(services: GroupServices, cell: Cell) -> Any:
     """The gate over every node; memory sessions live in one node, so each is its own target;
     in split, the issuer logs in and out and every resource node must judge alike."""
-    expected = expected_identity(cell)
+    expected = services.expected or expected_identity(cell)
     node_urls = services.node_urls
     if services.issuer is not None:
         return verify_target(node_urls, expected, issuer=services.issuer.url)

@@ -516,8 +516,9 @@ def _check_fault(source: str, where: str, cell: Cell) -> None:
         )
 
 
-def load_matrix(name_or_path: str) -> Matrix:
-    """Read and validate a shipped matrix by name (quick, full) or a TOML file by path."""
+def load_matrix(name_or_path: str, target: tuple[str, int] | None = None) -> Matrix:
+    """Read and validate a shipped matrix by name (quick, full) or a TOML file by path;
+    ``target`` (its scheme id and node count) stands for ``"target"`` in the groups."""
     path = Path(name_or_path)
     if not path.suffix and not path.exists():
         path = MATRICES_DIR / f"{name_or_path}.toml"
@@ -531,7 +532,56 @@ def load_matrix(name_or_path: str) -> Matrix:
         ) from None
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise MatrixError(f"{source}: cannot read: {exc}") from None
-    return parse_matrix(data, source, path.stem)
+    return parse_matrix(for_target(data, source, target), source, path.stem)
+
+
+# What the runner gives its own servers, which --target-url cannot give yours.
+RUNNER_SERVER_KEYS = (
+    "kdf_iterations", "access_ttl", "balancer", "store_delay_ms", "fault", "persistence",
+    "sliding_session", "store_cache_s", "hops", "introspect_cache_s", "jwks_cooldown_s",
+    "jwks_ttl_s", "planted_cost_us",
+)  # fmt: skip
+
+
+def for_target(data: dict[str, Any], source: str, target: tuple[str, int] | None) -> dict[str, Any]:
+    """The matrix with ``"target"`` (the server of --target-url) replaced by its scheme id and
+    its nodes; without a target, ``"target"`` is refused with the way to name one."""
+    cells = data.get("cells", [])
+    groups = [*cells, data.get("capacity", {})] if isinstance(cells, list) else []
+    named = any(_names_target(group) for group in groups)
+    if target is None:
+        if named:
+            raise _fail(source, "schemes", "'target' is the server of --target-url "
+                        "(authbench run --target-url URL)")  # fmt: skip
+        return data
+    if not all(_names_target(group) for group in groups if group) or "include" in data:
+        raise _fail(
+            source,
+            "cells",
+            '--target-url measures its server alone: every group needs schemes = ["target"] '
+            'and topologies = ["target"], no include',
+        )
+    tables = {"defaults": data.get("defaults", {})}
+    tables.update((f"cells[{index}]", group) for index, group in enumerate(cells))
+    for where, table in tables.items():
+        for key in RUNNER_SERVER_KEYS:
+            if isinstance(table, dict) and key in table:
+                raise _fail(source, f"{where}.{key}", "the runner gives it to its own servers "
+                            "only; --target-url measures yours as it runs")  # fmt: skip
+    scheme_id, nodes = target
+    as_target = {"schemes": [scheme_id], "topologies": ["multi" if nodes > 1 else "single"]}
+    as_target.update({"nodes": [nodes]} if nodes > 1 else {})
+    rewritten = {**data, "cells": [{**group, **as_target} for group in cells]}
+    if "capacity" in data:
+        rewritten["capacity"] = {**data["capacity"], **as_target}
+    return rewritten
+
+
+def _names_target(group: Any) -> bool:
+    """Whether a group measures the --target-url server: "target" as its scheme and topology."""
+    if not isinstance(group, dict):
+        return False
+    return group.get("schemes") == ["target"] and group.get("topologies") == ["target"]
 
 
 def parse_matrix(data: dict[str, Any], source: str, name: str) -> Matrix:

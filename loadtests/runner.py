@@ -49,6 +49,7 @@ from loadtests.run_folder import (
     utc_now,
     write_json,
 )
+from loadtests.target import Target
 from loadtests.target_process import TargetFailedToStart
 from loadtests.trivial_server import TrivialServer
 
@@ -142,9 +143,14 @@ def _generator_processes(matrix: Matrix) -> int:
     return max(cell.settings.generator_processes for cell in (*matrix.cells, *matrix.capacity))
 
 
-def new_run(matrix_arg: str, results_root: Path, plant: tuple[str, int] | None = None) -> Run:
+def new_run(
+    matrix_arg: str,
+    results_root: Path,
+    plant: tuple[str, int] | None = None,
+    target: Target | None = None,
+) -> Run:
     """Validate the matrix (and a self-test's planted cost), then create the run folder."""
-    matrix = load_matrix(matrix_arg)
+    matrix = load_matrix(matrix_arg, _shape(target))
     if plant is not None:
         matrix = with_planted_cost(matrix, *plant)
     run_dir = create_run_folder(results_root, matrix.name)
@@ -178,8 +184,9 @@ def new_run(matrix_arg: str, results_root: Path, plant: tuple[str, int] | None =
         "thresholds": list(matrix.thresholds),
         "order": ORDER,
         "planted": {"scheme": plant[0], "cost_us": plant[1]} if plant else None,
+        "target": target.describe() if target else None,
         "pinning": cpus.describe(),
-        "redis": "REDIS_URL" if redis_url_from_env() else "private redis-server per cell group",
+        "redis": _redis_source(target),
         "load_balancing": sorted(
             {
                 "nginx" if cell.settings.balancer == "nginx" else "client round-robin"
@@ -193,7 +200,24 @@ def new_run(matrix_arg: str, results_root: Path, plant: tuple[str, int] | None =
     }
     write_json(run_dir / "manifest.json", manifest)
     point_latest(results_root, run_dir)
-    return Run(run_dir, matrix, cpus, Path(tempfile.mkdtemp(prefix="authbench-keys-")), manifest)
+    keys_dir = Path(tempfile.mkdtemp(prefix="authbench-keys-"))
+    return Run(run_dir, matrix, cpus, keys_dir, manifest, target=target)
+
+
+def _redis_source(target: Target | None) -> str:
+    """Which Redis the run reads (and its nodes use, unless they are the user's)."""
+    if redis_url_from_env():
+        return "REDIS_URL"
+    return (
+        "none read (set REDIS_URL to the target's)"
+        if target
+        else "private redis-server per cell group"
+    )
+
+
+def _shape(target: Target | None) -> tuple[str, int] | None:
+    """What a matrix needs of a --target-url server: its scheme id and how many nodes."""
+    return (target.scheme_id, len(target.nodes)) if target else None
 
 
 def resumed_run(run_arg: str, results_root: Path) -> Run:
@@ -210,7 +234,8 @@ def resumed_run(run_arg: str, results_root: Path) -> Run:
             f"{run_arg}: results schema {manifest.get('schema_version')} cannot be resumed by "
             f"this version (schema {SCHEMA_VERSION})"
         )
-    matrix = load_matrix(str(run_dir / MATRIX_COPY))
+    target = Target.from_record(manifest["target"]) if manifest.get("target") else None
+    matrix = load_matrix(str(run_dir / MATRIX_COPY), _shape(target))
     matrix = replace(matrix, name=manifest["matrix"]["name"])
     if planted := manifest.get("planted"):
         matrix = with_planted_cost(matrix, planted["scheme"], planted["cost_us"])
@@ -218,7 +243,8 @@ def resumed_run(run_arg: str, results_root: Path) -> Run:
     manifest["status"] = "incomplete"
     write_json(manifest_path, manifest)
     cpus = CpuPlan.for_this_machine(_generator_processes(matrix))
-    return Run(run_dir, matrix, cpus, Path(tempfile.mkdtemp(prefix="authbench-keys-")), manifest)
+    keys_dir = Path(tempfile.mkdtemp(prefix="authbench-keys-"))
+    return Run(run_dir, matrix, cpus, keys_dir, manifest, target=target)
 
 
 def _ensure_ceilings(run: Run, progress: Progress) -> None:

@@ -79,6 +79,7 @@ class Expected:
     introspect: bool = False  # split: resource nodes ask the issuer about every token
     planted_cost_us: int = 0  # a self-test's known extra cost: the nodes must burn exactly it
     store_cache_s: int = 0  # store answers cached in process: logout reaches other nodes this late
+    server_timing: bool = True  # /me must say what authentication cost (Server-Timing auth;dur=)
 
 
 def _expect(condition: bool, message: str) -> None:
@@ -203,7 +204,8 @@ def _verify(nodes: list[str], expected: Expected, issuer: str | None) -> VerifyR
         _expect(me.status == 200, f"{node}/me with a fresh credential answered {me.status}")
         _expect((me.body or {}).get("sub") == subject, f"{node}/me names the wrong subject")
         _expect(
-            "auth;dur=" in me.headers.get("server-timing", ""), f"{node}/me lacks Server-Timing"
+            "auth;dur=" in me.headers.get("server-timing", "") or not expected.server_timing,
+            f"{node}/me lacks Server-Timing",
         )
     result.checks[ACCEPTED_EVERYWHERE] = True
     if expected.scheme == "none":

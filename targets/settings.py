@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
-from common.schemes import ALGORITHMS, DEFAULT_ALG, HMAC_ALGORITHMS, parse_scheme
+from common.schemes import ALGORITHMS, DEFAULT_ALG, HMAC_ALGORITHMS, parse_scheme, scheme_id_of
 
 SCHEMES = ("none", "session", "jwt")
 ROLES = ("all", "issuer", "resource")
@@ -96,12 +96,8 @@ class ServerSettings:
     @property
     def scheme_id(self) -> str:
         """The scheme id of the design: none, session-redis, jwt-ES256+deny, …"""
-        if self.scheme == "session":
-            return f"session-{self.store}"
-        if self.scheme == "jwt":
-            suffix = "+introspect" if self.introspect else ("+deny" if self.denylist else "")
-            return f"jwt-{self.alg}{suffix}"
-        return "none"
+        variant = "introspect" if self.introspect else ("deny" if self.denylist else "")
+        return scheme_id_of(self.scheme, self.store, self.alg, variant)
 
 
 def _bounded_int(low: int, high: int | None = None) -> Callable[[str], int]:

@@ -175,7 +175,7 @@ def test_margins_override_the_defaults_per_family(tmp_path: Path) -> None:
 
 
 def test_unknown_matrix_name_lists_the_shipped_ones() -> None:
-    shipped = "shipped: balancer, cache, faults, full, quick, selftest, split, ttl"
+    shipped = "shipped: balancer, cache, faults, full, quick, selftest, split, target, ttl"
     with pytest.raises(MatrixError, match=shipped):
         load_matrix("medium")
 
