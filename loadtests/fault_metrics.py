@@ -17,8 +17,9 @@ The timeline counts answers per 100 ms of the window (by intended start), per no
   100 ms buckets from the fault's start on are joined into stretches of at least
   ``MIN_STRETCH_REQUESTS`` answers (a p99 of 40 requests is their maximum: one outlier is not
   a disturbance) and a stretch is disturbed when an answer failed (5xx, no connection) or its
-  p99 exceeds ``SLOWER_THAN_BEFORE`` times the p99 before the fault; empty when the window
-  ended disturbed.
+  p99 exceeds ``SLOWER_THAN_BEFORE`` times the highest p99 of the stretches before the fault
+  (like with like: what noise alone gave a stretch of that size); empty when the window ended
+  disturbed.
 
 The validation scenario's tallies (``tallies.json``: ``kind|outcome`` → count) give
 ``false_accepts`` and ``false_rejects``.
@@ -124,6 +125,12 @@ def stretches(buckets: list[int], answered: dict[int, int], least: int) -> list[
     return joined
 
 
+def _p99_of(stretch: list[int], latencies: dict[int, list[float]]) -> float | None:
+    """The p99 of the answered latencies of a stretch of buckets (None when it has none)."""
+    values = [value for bucket in stretch for value in latencies.get(bucket, [])]
+    return p99(values) if values else None
+
+
 def _recovery_s(
     answered: dict[int, int],
     failed: dict[int, int],
@@ -133,14 +140,18 @@ def _recovery_s(
     width: float,
 ) -> float | None:
     """Fault end → the first bucket after which nothing failed and latency was as before."""
-    before = [value for bucket, values in latencies.items() if bucket < first for value in values]
-    bound = SLOWER_THAN_BEFORE * p99(before) + SLACK_MS if before else math.inf
+    before = stretches(sorted(b for b in answered if b < first), answered, MIN_STRETCH_REQUESTS)
+    noise = [found for stretch in before if (found := _p99_of(stretch, latencies)) is not None]
+    # Like with like: the noisiest stretch of the same size before the fault, not the pooled
+    # p99 of all of them (a 100-answer stretch's p99 is nearly its maximum: noise alone lifts
+    # it above a pooled p99, and a window would then end "disturbed" by one scheduler hiccup).
+    bound = SLOWER_THAN_BEFORE * max(noise) + SLACK_MS if noise else math.inf
     buckets = sorted(bucket for bucket in answered if bucket >= first)
     joined = stretches(buckets, answered, MIN_STRETCH_REQUESTS)
     disturbed = []
     for stretch in joined:
-        values = [value for bucket in stretch for value in latencies.get(bucket, [])]
-        if any(failed[bucket] for bucket in stretch) or (values and p99(values) > bound):
+        found = _p99_of(stretch, latencies)
+        if any(failed[bucket] for bucket in stretch) or (found is not None and found > bound):
             disturbed.append(stretch)
     if not disturbed:
         return 0.0

@@ -278,6 +278,26 @@ def test_recovery_is_judged_on_stretches_of_a_hundred_requests_not_on_one_outlie
     assert fault_figures(sustained)["recovery_s"] == pytest.approx(1.0)
 
 
+def test_noise_the_baseline_also_had_is_no_disturbance_at_the_windows_end(
+    tmp_path: Path,
+) -> None:
+    """Bug caught: the last stretch's p99 (nearly its maximum) was held against the pooled p99
+    of all answers before the fault, so two hiccups the baseline had too left the window
+    "still disturbed" and recovery empty (seen twice in a day on a busy machine)."""
+    fault = {"fault": "redis-stall", "started": 102.0, "restoring": 102.5, "ended": 102.5}
+    noisy = {2: 8.0, 5: 8.0, 43: 8.0, 47: 8.0}  # two hiccups before the fault, two at the end
+    assert (
+        fault_figures(write_fault_cell(tmp_path / "noisy", fault, [], slow=noisy))["recovery_s"]
+        == 0.0
+    )
+    # The same end without the baseline's hiccups is slower than anything before: disturbed.
+    late = {43: 8.0, 47: 8.0}
+    assert (
+        fault_figures(write_fault_cell(tmp_path / "late", fault, [], slow=late))["recovery_s"]
+        is None
+    )
+
+
 def test_401s_after_an_instant_fault_are_its_false_rejects_but_after_a_restart_lost_sessions(
     tmp_path: Path,
 ) -> None:
