@@ -9,14 +9,15 @@ downstream that cannot be reached is a 502.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-import httpx
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from targets.context import ServerContext
 from targets.http_errors import BadRequest
+from targets.peer_http import PEER_ERRORS, PeerClient
 from targets.server_timing import HEADER as SERVER_TIMING
 from targets.server_timing import ServerTiming
 from targets.settings import MAX_HOPS
@@ -24,10 +25,6 @@ from targets.settings import MAX_HOPS
 HOPS_HEADER = "x-authbench-hops"
 FORWARDED = ("authorization", "cookie")
 TIMEOUT_S = 10.0
-# Enough kept-alive connections for every call a loaded service has in flight: past httpx's
-# default of 20, each further call opened and closed a TCP connection, and a 3-service chain
-# at saturation cost several times its three hops.
-KEEPALIVE_CONNECTIONS = 256
 
 
 def hops_asked(request: Request) -> int:
@@ -43,14 +40,11 @@ class CallChain:
 
     def __init__(self, downstream: str | None) -> None:
         self.downstream = downstream
-        limits = httpx.Limits(
-            max_connections=KEEPALIVE_CONNECTIONS, max_keepalive_connections=KEEPALIVE_CONNECTIONS
-        )
-        self._client = httpx.AsyncClient(timeout=TIMEOUT_S, limits=limits) if downstream else None
+        self._client = PeerClient(TIMEOUT_S) if downstream else None
 
     async def close(self) -> None:
         if self._client is not None:
-            await self._client.aclose()
+            await self._client.close()
 
     async def onward(self, request: Request, hops: int) -> JSONResponse | list[Any] | None:
         """None at the chain's end; else the next services' chain, or their refusal as is."""
@@ -61,15 +55,16 @@ class CallChain:
         headers = {name: request.headers[name] for name in FORWARDED if name in request.headers}
         headers[HOPS_HEADER] = str(hops - 1)
         try:
-            answer = await self._client.get(f"{self.downstream}/me", headers=headers)
-        except httpx.HTTPError:
+            answer = await self._client.request("GET", f"{self.downstream}/me", headers=headers)
+        except PEER_ERRORS:
             return JSONResponse({"detail": "downstream service unreachable"}, status_code=502)
         try:
-            body = answer.json()
+            body = json.loads(answer.body)
         except ValueError:
-            body = {"detail": f"downstream service answered {answer.status_code}"}
-        if answer.status_code != 200:
-            return JSONResponse(body, status_code=answer.status_code, headers=_challenge(answer))
+            body = {"detail": f"downstream service answered {answer.status}"}
+        if answer.status != 200:
+            challenge = {"WWW-Authenticate": answer.challenge} if answer.challenge else {}
+            return JSONResponse(body, status_code=answer.status, headers=challenge)
         return list(body.get("chain", []))
 
 
@@ -93,8 +88,3 @@ async def me_answer(
     if HOPS_HEADER in request.headers:
         body["chain"] = [node, *(onward or [])]
     return JSONResponse(body, headers={SERVER_TIMING: timing.header_value()})
-
-
-def _challenge(answer: httpx.Response) -> dict[str, str]:
-    challenge = answer.headers.get("www-authenticate")
-    return {"WWW-Authenticate": challenge} if challenge else {}

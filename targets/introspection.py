@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import base64
 import hmac
+import json
 import time
 from urllib.parse import parse_qs
 
-import httpx
 from fastapi import Request
 
 from targets.http_errors import AuthFailure, BadRequest, UpstreamUnavailable
 from targets.jwt_tokens import MAX_TOKEN_CHARS
+from targets.peer_http import PEER_ERRORS, PeerClient
 
 CLIENT_ID = "resource"
 BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="introspection"'}
@@ -61,10 +62,10 @@ class IntrospectionClient:
         self.cache_s = cache_s
         self.calls = 0
         self._cache: dict[str, tuple[float, str]] = {}
-        self._client = httpx.AsyncClient(timeout=TIMEOUT_S, auth=(CLIENT_ID, secret))
+        self._client = PeerClient(TIMEOUT_S, auth=(CLIENT_ID, secret))
 
     async def close(self) -> None:
-        await self._client.aclose()
+        await self._client.close()
 
     async def subject(self, token: str) -> str | None:
         """The token's subject when the issuer says it is active, else None."""
@@ -74,11 +75,12 @@ class IntrospectionClient:
             return cached[1]
         self.calls += 1
         try:
-            answer = await self._client.post(self.url, data={"token": token})
-            answer.raise_for_status()
-            body = answer.json()
-        except (httpx.HTTPError, ValueError) as exc:
-            raise UpstreamUnavailable(str(exc)) from None
+            answer = await self._client.request("POST", self.url, form={"token": token})
+            if answer.status >= 400:
+                raise ValueError(f"the issuer answered {answer.status}")
+            body = json.loads(answer.body)
+        except (*PEER_ERRORS, ValueError) as exc:
+            raise UpstreamUnavailable(str(exc) or type(exc).__name__) from None
         if body.get("active") is not True or not isinstance(body.get("sub"), str):
             return None
         if self.cache_s:
