@@ -23,12 +23,11 @@ def spawn(
     process = subprocess.Popen(
         list(command), stdout=output, stderr=errors, env=env, start_new_session=True
     )
-    if cpus:
-        try:
-            os.sched_setaffinity(process.pid, cpus)
-        except BaseException:
-            stop(process)
-            raise
+    try:
+        pin(process.pid, cpus)
+    except BaseException:
+        stop(process)
+        raise
     return process
 
 
