@@ -16,6 +16,7 @@ from analysis.charts import Chart, draw_all
 from analysis.claims import NOT_MEASURED, Claim, check_claims, measured_by
 from analysis.cost import cheapest, sizing_table, sizings, unmet_windows, what_would_change
 from analysis.decision import HEADERS, capacity_text, decision_rows
+from analysis.library import library_section
 from analysis.microservices import microservices_section
 from analysis.resilience import Section, resilience_section
 from analysis.stats import MIN_TAIL_REQUESTS
@@ -59,6 +60,7 @@ class Report:
     resilience: Section | None = None
     microservices: Section | None = None
     store_cache: Section | None = None
+    library: Section | None = None
     warnings: list[str] = field(default_factory=list)
     thresholds: list[Check] = field(default_factory=list)
 
@@ -402,6 +404,7 @@ def build_report(
         resilience=resilience_section(run, figures_dir),
         microservices=microservices_section(run, figures_dir),
         store_cache=store_cache_section(run),
+        library=library_section(run),
         warnings=warnings(run),
         thresholds=check_thresholds(run, all_rules, claims, baseline),
     )
@@ -484,7 +487,8 @@ def render_html(report: Report) -> str:
         parts.append(_html_table(CAPACITY_HEADERS, report.capacity, "capacity-table"))
     for css, section in (("resilience", report.resilience),
                          ("microservices", report.microservices),
-                         ("store-cache", report.store_cache)):  # fmt: skip
+                         ("store-cache", report.store_cache),
+                         ("library", report.library)):  # fmt: skip
         if section is None:
             continue
         parts.append(f"<h2 id='{css}'>{e(section.title)}</h2>")
@@ -571,7 +575,7 @@ def render_markdown(report: Report, report_dir: Path) -> str:
         parts += [f"**{w.verdict}**", "", *[f"- {c}" for c in w.caveats], ""]
     if report.capacity:
         parts += ["## Capacity at the SLO", "", _md_table(CAPACITY_HEADERS, report.capacity), ""]
-    for section in (report.resilience, report.microservices, report.store_cache):
+    for section in (report.resilience, report.microservices, report.store_cache, report.library):
         if section is None:
             continue
         parts += [f"## {section.title}", ""]

@@ -80,8 +80,10 @@ def clean(values: list[float | None]) -> list[float]:
     return [v for v in values if v is not None and not math.isnan(v)]
 
 
-def estimate(values: list[float | None]) -> Estimate:
-    """Mean and 95% t interval of the repetitions."""
+def estimate(values: list[float | None], *, signed: bool = False) -> Estimate:
+    """Mean and 95% t interval of the repetitions; unless ``signed`` (a quantity that may have
+    either sign, such as the difference of two libraries), one whose every repetition is at
+    least 0 gets no negative bound."""
     numbers = clean(values)
     if not numbers:
         return NOT_MEASURED
@@ -91,7 +93,7 @@ def estimate(values: list[float | None]) -> Estimate:
     spread = statistics.stdev(numbers)
     half = t_critical(len(numbers) - 1) * spread / math.sqrt(len(numbers))
     # A quantity that cannot be negative (every repetition ≥ 0) is not given a negative bound.
-    low = max(mean - half, 0.0) if min(numbers) >= 0 else mean - half
+    low = max(mean - half, 0.0) if min(numbers) >= 0 and not signed else mean - half
     return Estimate(mean, low, mean + half, len(numbers), spread)
 
 
@@ -106,6 +108,7 @@ def difference(a: Estimate, b: Estimate) -> Estimate:
     )
 
 
-def paired_difference(pairs: list[tuple[float, float]]) -> Estimate:
-    """a minus b from repetitions measured side by side, with a t interval on the differences."""
-    return estimate([a - b for a, b in pairs])
+def paired_difference(pairs: list[tuple[float, float]], *, signed: bool = False) -> Estimate:
+    """a minus b from repetitions measured side by side, with a t interval on the differences
+    (``signed``: not bounded at 0, for a difference that may go either way)."""
+    return estimate([a - b for a, b in pairs], signed=signed)

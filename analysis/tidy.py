@@ -28,7 +28,7 @@ from common.outcomes import BadInput
 from loadtests.capacity import finished_searches, summarise_searches
 from loadtests.cell_metrics import metrics_rows, percentile_histogram
 from loadtests.histograms import HistogramSet
-from loadtests.matrix import IDENTITY
+from loadtests.matrix import IDENTITY, CellSettings
 from loadtests.run_folder import SCHEMA_VERSION
 
 CELL_KEY = list(IDENTITY)  # repetitions of one cell: the same identity, nothing else
@@ -37,6 +37,7 @@ CELL_KEY = list(IDENTITY)  # repetitions of one cell: the same identity, nothing
 HEADLINE_DEFAULTS = {
     "model": "closed", "balancer": "client", "fault": "", "sliding_session": False,
     "store_cache_s": 0, "store_delay_ms": 0.0, "planted_cost_us": 0,
+    "library": (CellSettings.library, ""),  # PyJWT's JWTs, and every scheme without a JWT
 }  # fmt: skip
 SUMMARISED = (
     "rps", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms", "min_ms",
@@ -55,11 +56,13 @@ class RunFolderError(BadInput):
 
 
 def _where(frame: pd.DataFrame, axes: dict[str, Any]) -> pd.DataFrame:
-    """The rows equal to every value given (one mask, one copy: the report asks hundreds of
-    times, and a copy per axis made the report's tables slower than its charts)."""
+    """The rows equal to every value given, or to any value of a tuple (one mask, one copy: the
+    report asks hundreds of times, and a copy per axis made the report's tables slower than its
+    charts)."""
     mask = np.ones(len(frame), dtype=bool)
     for axis, value in axes.items():
-        mask &= (frame[axis] == value).to_numpy()
+        matches = frame[axis].isin(value) if isinstance(value, tuple) else frame[axis] == value
+        mask &= matches.to_numpy()
     return frame[mask]
 
 
@@ -125,9 +128,13 @@ class RunData:
         done = self.cells["status"] == "complete"
         return self.cells[done & ~self.cells["saturated"] & ~self.cells["late"]]
 
-    def repetitions(self, metric: str, **axes: Any) -> dict[int, float]:
-        """A usable cell's value per repetition (the largest user count when several match)."""
-        rows = _where(self.usable_cells(), {**HEADLINE_DEFAULTS, **axes})
+    def repetitions(
+        self, metric: str, *, usable_only: bool = True, **axes: Any
+    ) -> dict[int, float]:
+        """A usable (or, asked, any complete) cell's value per repetition (the largest user count
+        when several match)."""
+        cells = self.usable_cells() if usable_only else self.complete()
+        rows = _where(cells, {**HEADLINE_DEFAULTS, **axes})
         if rows.empty:
             return {}
         rows = rows[rows["users"] == rows["users"].max()]
@@ -138,10 +145,11 @@ class RunData:
         }
 
     def pairs(
-        self, metric: str, first: dict[str, Any], second: dict[str, Any]
+        self, metric: str, first: dict[str, Any], second: dict[str, Any], usable_only: bool = True
     ) -> list[tuple[float, float]]:
         """Two cells' values matched by repetition: interleaved, so measured close in time."""
-        a, b = self.repetitions(metric, **first), self.repetitions(metric, **second)
+        a = self.repetitions(metric, usable_only=usable_only, **first)
+        b = self.repetitions(metric, usable_only=usable_only, **second)
         return [(a[rep], b[rep]) for rep in sorted(a.keys() & b.keys())]
 
     def equal_load_rate(self, scenario: str = "read") -> float | None:

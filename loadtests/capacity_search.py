@@ -74,7 +74,9 @@ def rounds(run: Run) -> int:
 
 
 def closed_throughput(rows: list[dict[str, Any]], cell: Cell) -> float | None:
-    """Median closed-model throughput of the same scheme, scenario and topology, if measured."""
+    """Median closed-model throughput of the same scheme (and JWT library), scenario and
+    topology, if measured."""
+    library = cell.settings.library
     rates = [
         row["rps"]
         for row in rows
@@ -82,6 +84,7 @@ def closed_throughput(rows: list[dict[str, Any]], cell: Cell) -> float | None:
         and row["model"] == "closed"
         and (row["scheme"], row["scenario"], row["topology"], row["nodes"])
         == (cell.scheme, cell.scenario, cell.topology, cell.nodes)
+        and (row.get("library") or library) == library  # empty: a scheme without JWTs
         and row["rps"]
     ]
     return statistics.median(rates) if rates else None

@@ -90,9 +90,9 @@ COLUMNS = [
     "window_s", "model", "rate", "equal_load", "denylist", "warmup_s", "duration_s",
     "kdf_iterations", "population", "generator_processes", "store_delay_ms",
     "store_delay_measured_ms", "fault", "fault_at_s", "fault_s", "persistence",
-    "sliding_session", "store_cache_s", "introspect_cache_s", "jwks_cooldown_s", "jwks_ttl_s",
-    "kid_flood_share", "planted_cost_us", *SPLIT_COLUMNS, *FAULT_COLUMNS, "repetition", "cell_id",
-    "status", "reason",
+    "sliding_session", "store_cache_s", "library", "introspect_cache_s", "jwks_cooldown_s",
+    "jwks_ttl_s", "kid_flood_share", "planted_cost_us", *SPLIT_COLUMNS, *FAULT_COLUMNS,
+    "repetition", "cell_id", "status", "reason",
 ]  # fmt: skip
 
 
@@ -257,6 +257,7 @@ def _generator_cpus(meta: dict[str, Any], processes: int) -> int:
 def _described(meta: dict[str, Any]) -> dict[str, Any]:
     """What the cell measured and how (its axes and settings), and how it ended."""
     params = meta["cell"]
+    kind = parse_scheme(params["scheme"])
     open_model = params["model"] == "open"
     row: dict[str, Any] = {axis: params[axis] for axis in AXES}
     row.update(
@@ -269,7 +270,7 @@ def _described(meta: dict[str, Any]) -> dict[str, Any]:
         **{name: params.get(name) for name in CELL_SETTINGS},
         store_delay_measured_ms=meta.get("store_delay_measured_ms"),
         denylist=params["denylist"],
-        access_ttl=params.get("access_ttl") if parse_scheme(params["scheme"]).is_jwt else None,
+        access_ttl=params.get("access_ttl") if kind.is_jwt else None,
         repetition=meta["repetition"],
         cell_id=meta["cell_id"],
         status=meta["status"],
@@ -284,6 +285,8 @@ def _described(meta: dict[str, Any]) -> dict[str, Any]:
         persistence=params.get("persistence") or "none",
         sliding_session=bool(params.get("sliding_session")),
         store_cache_s=int(params.get("store_cache_s") or 0),
+        # The JWT library (runs from before the library axis ran PyJWT); empty for other schemes.
+        library=(params.get("library") or CellSettings.library) if kind.is_jwt else "",
         jwks_ttl_s=int(params.get("jwks_ttl_s") or CellSettings.jwks_ttl_s),
         store_delay_ms=float(params.get("store_delay_ms") or 0.0),
         hops=int(params.get("hops") or 1),

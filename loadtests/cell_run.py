@@ -85,7 +85,8 @@ def expected_identity(cell: Cell) -> Expected:
     if cell.kind.is_session:
         return Expected("session", None, cell.store, False, planted_cost_us=planted,
                         store_cache_s=cache)  # fmt: skip
-    return Expected("jwt", cell.alg, "redis", cell.denylist, cell.introspect, planted, cache)
+    return Expected("jwt", cell.alg, "redis", cell.denylist, cell.introspect, planted, cache,
+                    library=cell.settings.library)  # fmt: skip
 
 
 def set_aside(cell_dir: Path) -> None:

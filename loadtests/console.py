@@ -15,6 +15,7 @@ from typing import Any
 
 SUMMARY_COLUMNS = (
     ("scheme", 16, "{}"),
+    ("library", 8, "{}"),
     ("topology", 8, "{}"),
     ("nodes", 5, "{}"),
     ("balancer", 8, "{}"),

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from common.outcomes import BadInput
-from common.schemes import ALGORITHMS, Scheme, parse_scheme, valid_scheme
+from common.schemes import ALGORITHMS, JWT_LIBRARIES, Scheme, parse_scheme, valid_scheme
 from loadtests.faults import NAMES, fault_named
 from loadtests.schedule import ARRIVALS
 from loadtests.thresholds import ThresholdError, parse_threshold
@@ -91,6 +91,7 @@ class CellSettings:
     persistence: str = "none"
     sliding_session: bool = False
     store_cache_s: int = 0
+    library: str = JWT_LIBRARIES[0]  # the JWT library of the servers (JWT schemes only)
     hops: int = 1
     introspect_cache_s: int = 0
     jwks_cooldown_s: float = 2.0
@@ -108,8 +109,8 @@ GROUP_KEYS = AXIS_KEYS + SETTING_KEYS
 MEASUREMENT_AXES = (
     "scheme", "topology", "nodes", "balancer", "scenario", "users", "model", "rate", "arrivals",
     "equal_load", "access_ttl", "store_delay_ms", "fault", "fault_s", "persistence",
-    "sliding_session", "store_cache_s", "hops", "introspect_cache_s", "jwks_cooldown_s",
-    "jwks_ttl_s", "kid_flood_share",
+    "sliding_session", "store_cache_s", "library", "hops", "introspect_cache_s",
+    "jwks_cooldown_s", "jwks_ttl_s", "kid_flood_share",
 )  # fmt: skip
 CONDITIONS = (
     "warmup_s", "duration_s", "kdf_iterations", "population", "generator_processes", "fault_at_s",
@@ -119,8 +120,8 @@ PLANTED = ("planted_cost_us",)
 IDENTITY = (*MEASUREMENT_AXES, *CONDITIONS, *PLANTED)
 # Settings that only a scheme with credentials reads: the ``none`` baseline ignores them.
 CREDENTIAL_SETTINGS = (
-    "access_ttl", "sliding_session", "store_cache_s", "persistence", "introspect_cache_s",
-    "jwks_cooldown_s", "jwks_ttl_s",
+    "access_ttl", "sliding_session", "store_cache_s", "library", "persistence",
+    "introspect_cache_s", "jwks_cooldown_s", "jwks_ttl_s",
 )  # fmt: skip
 # Every setting but the repetition count is part of the identity: a new one must be placed.
 assert set(IDENTITY) == {"scheme", "topology", "nodes", "scenario", "users"} | (
@@ -189,6 +190,8 @@ class Cell:
         distance = f"-d{delay:g}ms" if delay and self.store == "redis" else ""
         sliding = "-sliding" if self.settings.sliding_session else ""
         sliding += f"-cache{self.settings.store_cache_s}s" if self.settings.store_cache_s else ""
+        library = self.settings.library
+        sliding += f"-{library}" if library != CellSettings.library else ""
         hops = f"-h{self.settings.hops}" if self.settings.hops > 1 else ""
         jwks_ttl = self.settings.jwks_ttl_s
         hops += f"-jwks{jwks_ttl}s" if jwks_ttl != CellSettings.jwks_ttl_s else ""
@@ -267,7 +270,12 @@ class Cell:
         # An introspecting issuer keeps the denylist: it is what makes logout answer "inactive".
         deny = ["--denylist"] if self.denylist or self.introspect else []
         ttl = ["--access-ttl", str(self.settings.access_ttl)]
-        return ["--scheme", "jwt", "--alg", self.alg, *deny, *ttl, *common]
+        return ["--scheme", "jwt", "--alg", self.alg, *deny, *ttl, *self.library_args(), *common]
+
+    def library_args(self) -> list[str]:
+        """``--jwt-library`` when the cell's is not the servers' default."""
+        library = self.settings.library
+        return ["--jwt-library", library] if library != CellSettings.library else []
 
     def describe(self) -> dict[str, Any]:
         """The cell's axes and settings, for cell.json and the manifest."""
@@ -380,6 +388,8 @@ def _settings(source: str, table: dict[str, Any], base: CellSettings) -> CellSet
             _check_choice(source, key, value, FAULTS[1:], "fault")
         elif key == "persistence":
             _check_choice(source, key, value, PERSISTENCE, "persistence")
+        elif key == "library":
+            _check_choice(source, key, value, JWT_LIBRARIES, "JWT library")
         elif key == "balancer":
             _check_choice(source, key, value, BALANCERS, "balancer")
             if value == "nginx" and not nginx_installed():
@@ -496,6 +506,8 @@ def _check_fault(source: str, where: str, cell: Cell) -> None:
             where + "store_cache_s",
             f"{cell.scheme} reads no shared store to cache (session-redis or jwt-ALG+deny)",
         )
+    if settings.library != CellSettings.library and not cell.is_jwt:
+        raise _fail(source, where + "library", f"{cell.scheme} signs and verifies no JWT")
     if settings.persistence == "aof" and cell.store != "redis":
         raise _fail(source, where + "persistence", f"{cell.scheme} keeps nothing in Redis")
     if not settings.fault:
@@ -538,8 +550,8 @@ def load_matrix(name_or_path: str, target: tuple[str, int] | None = None) -> Mat
 # What the runner gives its own servers, which --target-url cannot give yours.
 RUNNER_SERVER_KEYS = (
     "kdf_iterations", "access_ttl", "balancer", "store_delay_ms", "fault", "persistence",
-    "sliding_session", "store_cache_s", "hops", "introspect_cache_s", "jwks_cooldown_s",
-    "jwks_ttl_s", "planted_cost_us",
+    "sliding_session", "store_cache_s", "library", "hops", "introspect_cache_s",
+    "jwks_cooldown_s", "jwks_ttl_s", "planted_cost_us",
 )  # fmt: skip
 
 
@@ -733,6 +745,9 @@ def _capacity(
     group = {key: table[key] for key in table if key not in SEARCH_KEYS}
     group.update(model="open", rate=1.0, repetitions=1, equal_load=False)
     cells = _group_cells(source, "capacity", group, base)
+    if any(cell.settings.library != CellSettings.library for cell in cells):
+        raise _fail(source, "capacity.library", f"capacity.csv holds {CellSettings.library}'s "
+                    "capacity only: compare libraries in cells")  # fmt: skip
     updates = {}
     for key, default in asdict(SearchSettings()).items():
         if key in table:

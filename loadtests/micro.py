@@ -1,10 +1,11 @@
 """Micro benchmark: the in-process cost of each scheme's primitives, with the servers' own code.
 
-For every JWT algorithm: signing and verifying an access token through ``TokenService`` (PyJWT,
-exactly what /login and /me run) beside the raw ``cryptography``/``hmac`` sign and verify of the
-same bytes; for sessions: one create and one read through the servers' store classes, against
-Redis and memory; the denylist lookup; and one password check at the configured KDF cost.
-Each figure is the median of several timed batches, with its spread.
+For every JWT algorithm: signing and verifying an access token through ``TokenService`` with
+each JWT library (layer ``pyjwt``, ``joserfc``, ``jwcrypto``: exactly what /login and /me run)
+beside the raw ``cryptography``/``hmac`` sign and verify of the same bytes; for sessions: one
+create and one read through the servers' store classes, against Redis and memory; the denylist
+lookup; and one password check at the configured KDF cost. Each figure is the median of several
+timed batches, with its spread.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 from common.credentials import BENCH_PASSWORD
-from common.schemes import ALGORITHMS, is_hmac
+from common.schemes import ALGORITHMS, JWT_LIBRARIES, is_hmac
 from common.store_keys import SESSION_PREFIX
 from loadtests.private_redis import PrivateRedis, redis_url_from_env
 from targets import redis_store
@@ -133,19 +134,19 @@ def raw_sign_verify(alg: str, ring: KeyRing) -> tuple[Callable[[bytes], bytes], 
 
 
 def measure_jwt(alg: str, keys_dir: Path) -> list[MicroResult]:
-    """Sign and verify costs of one algorithm, through PyJWT and raw."""
+    """Sign and verify costs of one algorithm, through every JWT library and raw."""
     ring = load_key_ring(keys_dir, alg)
-    service = TokenService(ring, "authbench", "authbench", 300, 86400, 0)
-    token = service.issue_pair("user1").access_token
+    cases: dict[tuple[str, str], Callable[[], Any]] = {}
+    for library in JWT_LIBRARIES:
+        service = TokenService(ring, "authbench", "authbench", 300, 86400, 0, library)
+        token = service.issue_pair("user1").access_token
+        cases[(library, "issue_pair")] = lambda s=service: s.issue_pair("user1")
+        cases[(library, "verify_access")] = lambda s=service, t=token: s.verify_access(t)
     signing_input = token.rsplit(".", 1)[0].encode()
     raw_sign, raw_verify = raw_sign_verify(alg, ring)
     signature = raw_sign(signing_input)
-    cases = {
-        ("pyjwt", "issue_pair"): lambda: service.issue_pair("user1"),
-        ("pyjwt", "verify_access"): lambda: service.verify_access(token),
-        ("raw", "sign"): lambda: raw_sign(signing_input),
-        ("raw", "verify"): lambda: raw_verify(signature, signing_input),
-    }
+    cases[("raw", "sign")] = lambda: raw_sign(signing_input)
+    cases[("raw", "verify")] = lambda: raw_verify(signature, signing_input)
     return [
         _result(f"jwt-{alg}", alg, "", layer, op, *time_sync(f)) for (layer, op), f in cases.items()
     ]
@@ -235,7 +236,7 @@ def write_micro_csv(results: list[MicroResult], path: Path) -> None:
 
 def format_table(results: list[MicroResult]) -> str:
     """A console table of the results."""
-    lines = [f"{'scheme':<16}{'layer':<8}{'op':<22}{'median µs':>11}{'IQR µs':>9}"]
+    lines = [f"{'scheme':<16}{'layer':<10}{'op':<22}{'median µs':>11}{'IQR µs':>9}"]
     for r in results:
-        lines.append(f"{r.scheme:<16}{r.layer:<8}{r.op:<22}{r.median_us:>11.2f}{r.iqr_us:>9.2f}")
+        lines.append(f"{r.scheme:<16}{r.layer:<10}{r.op:<22}{r.median_us:>11.2f}{r.iqr_us:>9.2f}")
     return "\n".join(lines)

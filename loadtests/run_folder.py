@@ -21,8 +21,8 @@ from typing import Any
 # verify checks, capacity.csv, calibration and equal-load rates in the manifest.
 SCHEMA_VERSION = 2
 MEASURED_PACKAGES = (
-    "fastapi", "starlette", "uvicorn", "uvloop", "httptools", "pyjwt", "cryptography",
-    "redis", "locust", "hdrhistogram", "psutil", "pandas", "matplotlib",
+    "fastapi", "starlette", "uvicorn", "uvloop", "httptools", "pyjwt", "joserfc", "jwcrypto",
+    "cryptography", "redis", "locust", "hdrhistogram", "psutil", "pandas", "matplotlib",
 )  # fmt: skip
 
 

@@ -320,10 +320,11 @@ def choose_equal_load(run: Run, cells: list[Cell]) -> dict[str, dict[str, Any]]:
         figures: dict[str, tuple[float, str]] = {}
         for cell in members:
             found = capacities.get((cell.scheme, cell.scenario, cell.topology, cell.nodes))
-            if found:
-                figures[cell.scheme] = (found, "capacity at the SLO")
+            name = cell.scheme + "".join(f" ({arg})" for arg in cell.library_args()[1:])
+            if found and not cell.library_args():
+                figures[name] = (found, "capacity at the SLO")
             elif closed := closed_throughput(closed_rows, cell):
-                figures[cell.scheme] = (closed, "closed-model throughput")
+                figures[name] = (closed, "closed-model throughput")
         if not figures:
             continue
         lowest = min(figures, key=lambda scheme: figures[scheme][0])

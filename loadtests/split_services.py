@@ -25,9 +25,10 @@ def resource_args(cell: Cell, issuer_url: str, keys_dir: Path) -> list[str]:
         return ["--scheme", "session", "--store", "redis", "--role", "resource", *cache]
     args = ["--scheme", "jwt", "--alg", cell.alg, "--role", "resource",
             "--access-ttl", str(settings.access_ttl)]  # fmt: skip
-    if cell.introspect:
+    if cell.introspect:  # the issuer verifies, with the cell's library
         return [*args, "--introspect", "--issuer-url", issuer_url,
                 "--introspect-cache", str(settings.introspect_cache_s)]  # fmt: skip
+    args += cell.library_args()
     if cell.denylist:
         args += ["--denylist", *cache]
     if cell.kind.is_hmac:

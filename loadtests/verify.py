@@ -80,6 +80,7 @@ class Expected:
     planted_cost_us: int = 0  # a self-test's known extra cost: the nodes must burn exactly it
     store_cache_s: int = 0  # store answers cached in process: logout reaches other nodes this late
     server_timing: bool = True  # /me must say what authentication cost (Server-Timing auth;dur=)
+    library: str | None = None  # the JWT library every verifying node must report; None: any
 
 
 def _expect(condition: bool, message: str) -> None:
@@ -178,6 +179,13 @@ def _verify(nodes: list[str], expected: Expected, issuer: str | None) -> VerifyR
             planted == expected.planted_cost_us,
             f"{node} plants {planted} µs per auth step, expected {expected.planted_cost_us}",
         )
+        verifies = not (expected.introspect and body.get("role") == "resource")
+        if expected.library and verifies:
+            library = body.get("library")
+            _expect(
+                library == expected.library,
+                f"{node} signs and verifies with {library}, expected {expected.library}",
+            )
         cache_s = body.get("store_cache_s", 0)
         _expect(
             cache_s == expected.store_cache_s,

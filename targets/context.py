@@ -57,6 +57,7 @@ class ServerContext:
             "alg": s.alg,
             "store": "redis" if s.scheme == "jwt" else s.store,
             "denylist": s.denylist if s.scheme == "jwt" else None,
+            **({"library": s.jwt_library} if s.scheme == "jwt" and not s.introspect else {}),
             "node": s.node_id,
             "role": s.role,
             **({"planted_cost_us": s.planted_cost_us} if s.planted_cost_us else {}),

@@ -6,22 +6,26 @@ token carries ``kid``; the header may hold nothing but ``alg``, ``kid`` and ``ty
 ``iss``, ``aud`` and ``jti`` are required; ``iat`` or ``nbf`` in the future is refused. Access
 tokens are ``typ: at+jwt`` and refresh tokens ``typ: refresh+jwt``: neither is accepted in the
 other's place. ``sid`` names the login (the refresh family) a token was issued from.
+
+The JWT library (:mod:`targets.jwt_libraries`) signs, checks the signature and validates the
+registered claims; the header rules and the last claim checks here are the same for every library,
+so the three accept exactly the same tokens.
 """
 
 from __future__ import annotations
 
+import math
 import secrets
 import time
 from dataclasses import dataclass
-
-import jwt
+from typing import Any
 
 from targets.jwt_keys import KeyRing
+from targets.jwt_libraries import DEFAULT_LIBRARY, LibraryRefused, jwt_library
 
 ACCESS_TYP = "at+jwt"
 REFRESH_TYP = "refresh+jwt"
 ALLOWED_HEADER_FIELDS = frozenset({"alg", "kid", "typ"})
-REQUIRED_CLAIMS = ["exp", "iat", "sub", "iss", "aud", "jti"]
 MAX_TOKEN_CHARS = 8192
 
 
@@ -37,6 +41,7 @@ class VerifiedToken:
     token_id: str
     family_id: str
     expires_at: int
+    key_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,7 @@ class TokenService:
         access_ttl_s: int,
         refresh_ttl_s: int,
         leeway_s: int,
+        library: str = DEFAULT_LIBRARY,
     ) -> None:
         self._keys = keys
         self._issuer = issuer
@@ -67,7 +73,10 @@ class TokenService:
         self._access_ttl_s = access_ttl_s
         self._refresh_ttl_s = refresh_ttl_s
         self._leeway_s = leeway_s
-        self._decoder = jwt.PyJWT(options={"require": REQUIRED_CLAIMS, "strict_aud": True})
+        self._library = jwt_library(library, keys.alg, issuer, audience, leeway_s)
+        # (use, kid) -> (the ring's key, the library's form of it): converted once per key, and
+        # again only when a JWKS refresh or a key rotation puts another key under the same kid.
+        self._library_keys: dict[tuple[str, str], tuple[Any, Any]] = {}
 
     @property
     def access_ttl_s(self) -> int:
@@ -102,32 +111,58 @@ class TokenService:
             "jti": token_id,
             "sid": family_id,
         }
-        headers = {"kid": self._keys.signing_kid, "typ": typ}
-        return jwt.encode(claims, self._keys.signing_key, algorithm=self._keys.alg, headers=headers)
+        header = {"kid": self._keys.signing_kid, "typ": typ}
+        key = self._library_key("sign", self._keys.signing_kid, self._keys.signing_key)
+        return self._library.sign(header, claims, key)
+
+    def _library_key(self, use: str, kid: str, key: Any) -> Any:
+        known = self._library_keys.get((use, kid))
+        if known is None or known[0] is not key:
+            known = (key, self._library.import_key(key))
+            self._library_keys[(use, kid)] = known
+        return known[1]
 
     def _verify(self, token: str, typ: str) -> VerifiedToken:
         if len(token) > MAX_TOKEN_CHARS:
             raise InvalidToken("token too long")
-        try:
-            header = jwt.get_unverified_header(token)
+
+        def choose_key(header: dict[str, Any]) -> Any:
             if not ALLOWED_HEADER_FIELDS.issuperset(header):
                 raise InvalidToken("unexpected header field")
             if header.get("typ") != typ:
                 raise InvalidToken("wrong token type")
-            key = self._keys.verification_keys.get(header.get("kid"))
+            kid = header.get("kid")
+            key = self._keys.verification_keys.get(kid) if isinstance(kid, str) else None
             if key is None:
                 raise InvalidToken("unknown kid")
-            claims = self._decoder.decode(
-                token,
-                key,
-                algorithms=[self._keys.alg],
-                audience=self._audience,
-                issuer=self._issuer,
-                leeway=self._leeway_s,
-            )
-        except (jwt.InvalidTokenError, TypeError, ValueError) as exc:
+            return self._library_key("verify", kid, key)
+
+        try:
+            header, claims = self._library.verify(token, choose_key)
+        except LibraryRefused as exc:
             raise InvalidToken(str(exc)) from None
-        family_id = claims.get("sid")
-        if not isinstance(family_id, str):
-            raise InvalidToken("missing sid")
-        return VerifiedToken(claims["sub"], claims["jti"], family_id, int(claims["exp"]))
+        check_claims(claims, self._audience, self._leeway_s)
+        return VerifiedToken(
+            claims["sub"], claims["jti"], claims["sid"], int(claims["exp"]), header["kid"]
+        )
+
+
+def check_claims(claims: dict[str, Any], audience: str, leeway_s: int) -> None:
+    """What every library must have refused, checked once more for all of them: the claims this
+    server needs, of the right types, ``aud`` this service alone (a list naming others too is
+    refused, as PyJWT's ``strict_aud`` does), and no ``iat`` or ``nbf`` in the future."""
+    if claims.get("aud") != audience:
+        raise InvalidToken("aud is not this service alone")
+    for name in ("sub", "jti", "sid"):
+        if not isinstance(claims.get(name), str):
+            raise InvalidToken(f"missing or malformed {name}")
+    latest = time.time() + leeway_s
+    for name in ("exp", "iat", "nbf"):
+        value = claims.get(name)
+        if value is None and name == "nbf":
+            continue
+        finite = isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
+        if isinstance(value, bool) or not finite:
+            raise InvalidToken(f"malformed {name}")
+    if claims["iat"] > latest or claims.get("nbf", 0) > latest:
+        raise InvalidToken("token not valid yet")

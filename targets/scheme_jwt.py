@@ -102,7 +102,7 @@ class JwtAuthority:
         s = self.context.settings
         self.keys = keys
         self.tokens = TokenService(
-            keys, s.issuer, s.audience, s.access_ttl, s.refresh_ttl, s.leeway
+            keys, s.issuer, s.audience, s.access_ttl, s.refresh_ttl, s.leeway, s.jwt_library
         )
         self.jwks_body = json.dumps(keys.jwks()).encode() if keys.signing_key else b""
 
@@ -119,9 +119,8 @@ class JwtAuthority:
             if subject is None:
                 raise AuthFailure("token inactive", BEARER_CHALLENGE)
             return VerifiedToken(subject, "", "", 0)
-        kid = _unverified_kid(token)
         if self.jwks is not None:
-            await self.jwks.keys_for(kid)
+            await self.jwks.keys_for(_unverified_kid(token))
         try:
             verified = self.tokens.verify_access(token)
         except InvalidToken as exc:
@@ -130,8 +129,8 @@ class JwtAuthority:
             verified.token_id, verified.family_id, timing
         ):
             raise AuthFailure("token revoked", BEARER_CHALLENGE)
-        if kid not in self.kid_first_accepted:
-            self.kid_first_accepted[kid] = time.time()
+        if verified.key_id not in self.kid_first_accepted:
+            self.kid_first_accepted[verified.key_id] = time.time()
         return verified
 
     def _state(self) -> TokenState:

@@ -15,7 +15,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
-from common.schemes import ALGORITHMS, DEFAULT_ALG, HMAC_ALGORITHMS, parse_scheme, scheme_id_of
+from common.schemes import (
+    ALGORITHMS,
+    DEFAULT_ALG,
+    HMAC_ALGORITHMS,
+    JWT_LIBRARIES,
+    parse_scheme,
+    scheme_id_of,
+)
 
 SCHEMES = ("none", "session", "jwt")
 ROLES = ("all", "issuer", "resource")
@@ -65,6 +72,7 @@ class ServerSettings:
     downstream: str | None = None
     planted_cost_us: int = 0
     store_cache: int = 0
+    jwt_library: str = JWT_LIBRARIES[0]
 
     @property
     def issues(self) -> bool:
@@ -135,6 +143,11 @@ def _build_parser() -> argparse.ArgumentParser:
     add("--alg", choices=ALGORITHMS, help=f"JWT algorithm (jwt only; default {DEFAULT_ALG})")
     add("--store", choices=STORES, help="session store (session only; default redis)")
     add("--denylist", action="store_true", help="check a Redis denylist on every request (jwt)")
+    add(
+        "--jwt-library",
+        choices=JWT_LIBRARIES,
+        help=f"library that signs and verifies tokens (jwt only; default {JWT_LIBRARIES[0]})",
+    )
     add("--host", default="127.0.0.1", help="address to listen on")
     add("--port", type=_bounded_int(1, 65535), default=8000, help="port to listen on")
     add("--node-id", help="name reported by /healthz and /me (default: hostname:port)")
@@ -256,7 +269,11 @@ def _argv_with_env(
 
 def _check_combinations(ns: argparse.Namespace) -> None:
     if ns.scheme != "jwt":
-        for option, value in (("--alg", ns.alg), ("--denylist", ns.denylist)):
+        for option, value in (
+            ("--alg", ns.alg),
+            ("--denylist", ns.denylist),
+            ("--jwt-library", ns.jwt_library),
+        ):
             if value:
                 raise SettingsError(
                     f"{option} applies only to --scheme jwt, not to --scheme {ns.scheme}"
@@ -305,6 +322,8 @@ def _check_roles(ns: argparse.Namespace) -> None:
         raise SettingsError("--role issuer with --store memory: resource nodes could not see it")
     if ns.introspect and (ns.scheme != "jwt" or ns.denylist):
         raise SettingsError("--introspect applies to --scheme jwt without --denylist")
+    if ns.introspect and ns.jwt_library:
+        raise SettingsError("--jwt-library: an --introspect node verifies no token itself")
     if ns.introspect and not (ns.issuer_url and ns.introspect_secret):
         raise SettingsError("--introspect needs --issuer-url and --introspect-secret")
     if ns.role != "resource" or ns.scheme != "jwt" or ns.introspect:
@@ -364,6 +383,7 @@ def parse_settings(
         downstream=ns.downstream.rstrip("/") if ns.downstream else None,
         planted_cost_us=ns.planted_cost_us,
         store_cache=ns.store_cache,
+        jwt_library=ns.jwt_library or JWT_LIBRARIES[0],
     )
     _check_store_cache(settings)
     return settings

@@ -33,6 +33,17 @@ NO_ISSUER = "http://127.0.0.1:9"  # nothing listens on the discard port
         (["--scheme", "jwt", "--alg", "HS999"], {}, "choose from 'HS256'"),
         (["--scheme", "session", "--alg", "RS256"], {}, "--alg applies only to --scheme jwt"),
         (["--scheme", "session", "--denylist"], {}, "--denylist applies only to --scheme jwt"),
+        (
+            ["--scheme", "session", "--jwt-library", "joserfc"],
+            {},
+            "--jwt-library applies only to --scheme jwt",
+        ),
+        (["--scheme", "jwt", "--jwt-library", "python-jose"], {}, "invalid choice: 'python-jose'"),
+        (
+            ["--scheme", "jwt", "--role", "resource", "--introspect", "--jwt-library", "jwcrypto"],
+            {},
+            "--jwt-library: an --introspect node verifies no token itself",
+        ),
         (["--scheme", "jwt", "--store", "redis"], {}, "--store applies only to --scheme session"),
         (["--scheme", "cookies"], {}, "choose from 'none', 'session', 'jwt'"),
         ([], {}, "--scheme is required (choose from none, session, jwt)"),

@@ -1,7 +1,9 @@
-"""Attacks on a real JWT server, one parametrised run per algorithm (RFC 8725 checklist)."""
+"""Attacks on a real JWT server, one parametrised run per JWT library and algorithm (RFC 8725
+checklist): every library the server can run must refuse all of them alike."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Iterator
@@ -14,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from common.key_files import generate_private_key, new_kid, write_key
-from common.schemes import ALGORITHMS
+from common.schemes import ALGORITHMS, JWT_LIBRARIES
 from loadtests.target_process import TargetNode
 from targets.jwt_keys import KeyRing, load_key_ring
 from tests import forge
@@ -41,6 +43,7 @@ class JwtTarget:
     """A running JWT server, its parsed keys, and a client for it."""
 
     alg: str
+    library: str
     node: TargetNode
     keys_dir: Path
     ring: KeyRing
@@ -54,16 +57,25 @@ class JwtTarget:
         assert response.status_code == 200, response.text
         return response.json()
 
+    def server_args(self) -> list[str]:
+        return ["--scheme", "jwt", "--alg", self.alg, "--jwt-library", self.library]
 
-@pytest.fixture(scope="module", params=ALGORITHMS)
+
+@pytest.fixture(
+    scope="module",
+    params=list(itertools.product(JWT_LIBRARIES, ALGORITHMS)),
+    ids=lambda param: "-".join(param),
+)
 def target(
     request: pytest.FixtureRequest, redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[JwtTarget]:
-    alg = request.param
-    keys_dir = tmp_path_factory.mktemp(f"keys-{alg}")
-    node = launch(["--scheme", "jwt", "--alg", alg], redis_url, keys_dir)
+    library, alg = request.param
+    keys_dir = tmp_path_factory.mktemp(f"keys-{library}-{alg}")
+    args = ["--scheme", "jwt", "--alg", alg, "--jwt-library", library]
+    node = launch(args, redis_url, keys_dir)
     with client_for(node) as client:
-        yield JwtTarget(alg, node, keys_dir, load_key_ring(keys_dir, alg), client)
+        assert client.get("/healthz").json()["library"] == library
+        yield JwtTarget(alg, library, node, keys_dir, load_key_ring(keys_dir, alg), client)
     node.stop()
 
 
@@ -302,7 +314,7 @@ def test_old_token_verifies_after_a_new_key_is_added(target: JwtTarget, redis_ur
     old_token = target.tokens()["access_token"]
     new_kid = new_kid_after(target.ring.signing_kid)
     write_key(target.keys_dir / target.alg, new_kid, target.alg, generate_private_key(target.alg))
-    rotated = launch(["--scheme", "jwt", "--alg", target.alg], redis_url, target.keys_dir)
+    rotated = launch(target.server_args(), redis_url, target.keys_dir)
     try:
         with client_for(rotated) as client:
             me_old = client.get("/me", headers={"Authorization": f"Bearer {old_token}"})

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from common.schemes import ALGORITHMS, UnknownScheme, parse_scheme
+from common.schemes import ALGORITHMS, JWT_LIBRARIES, UnknownScheme, parse_scheme
 from loadtests.matrix import MatrixError, load_matrix
 
 GOOD_GROUP = """
@@ -121,6 +121,16 @@ def test_full_matrix_has_every_scenario_two_and_four_nodes_and_three_repetitions
             GOOD_GROUP.replace('"none", "jwt-HS256"', '"jwt-HS256"') + "fault = 'key-rotation'\n",
             "key-rotation needs a locally verified jwt on split",
         ),
+        (
+            GOOD_GROUP + "library = 'python-jose'\n",
+            "library: unknown JWT library 'python-jose' (valid: pyjwt, joserfc, jwcrypto)",
+        ),
+        (GOOD_GROUP + "library = 'joserfc'\n", "cells[0].library: none signs and verifies no JWT"),
+        (
+            GOOD_GROUP + "[capacity]\nschemes = ['jwt-HS256']\ntopologies = ['single']\n"
+            "scenarios = ['read']\nlibrary = 'jwcrypto'\n",
+            "capacity.library: capacity.csv holds pyjwt's capacity only",
+        ),
         ("include = 'faults'\n" + GOOD_GROUP, "include: must be a list of matrix names"),
         ("include = ['quick']\n" + GOOD_GROUP, "include: quick has a [capacity] table"),
         ("[margins]\ncpu = 1.5\n" + GOOD_GROUP, "margins.cpu: relative margin must lie"),
@@ -175,7 +185,7 @@ def test_margins_override_the_defaults_per_family(tmp_path: Path) -> None:
 
 
 def test_unknown_matrix_name_lists_the_shipped_ones() -> None:
-    shipped = "shipped: balancer, cache, faults, full, quick, selftest, split, target, ttl"
+    shipped = "shipped: balancer, cache, faults, full, library, quick, selftest, split, target, ttl"
     with pytest.raises(MatrixError, match=shipped):
         load_matrix("medium")
 
@@ -227,6 +237,25 @@ def test_split_matrix_covers_the_schemes_hops_and_faults_of_the_issue() -> None:
     outages = [c for c in cells if c.settings.fault.startswith("issuer-")]
     assert all(c.settings.jwks_ttl_s < c.settings.fault_s for c in outages)
     assert load_matrix("split").cells[0] in load_matrix("full").cells
+
+
+def test_library_matrix_serves_four_algorithms_by_every_library_at_two_loads() -> None:
+    cells = load_matrix("library").cells
+    jwt = [c for c in cells if c.is_jwt]
+    assert {c.alg for c in jwt} == {"HS256", "RS256", "ES256", "EdDSA"}
+    for model in ("closed", "open"):
+        served = {(c.alg, c.settings.library) for c in jwt if c.settings.model == model}
+        assert served == {(a, lib) for a in ("HS256", "RS256", "ES256", "EdDSA")
+                          for lib in JWT_LIBRARIES}  # fmt: skip
+    assert all(c.settings.repetitions >= 3 for c in cells)
+    assert {c.scheme for c in cells if not c.is_jwt} == {"none"}
+    ids = [c.cell_id(1) for c in cells]
+    assert len(set(ids)) == len(ids)
+    joserfc = next(c for c in jwt if c.settings.library == "joserfc")
+    assert "-joserfc__" in joserfc.cell_id(1)
+    assert joserfc.server_args()[-6:-4] == ["--jwt-library", "joserfc"]
+    default = next(c for c in jwt if c.settings.library == "pyjwt")
+    assert "--jwt-library" not in default.server_args()
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from analysis.library import library_section
+from analysis.tidy import load_run
 from loadtests.cell_metrics import COLUMNS
 from loadtests.matrix import load_matrix
 from loadtests.run_folder import SCHEMA_VERSION
@@ -44,6 +46,14 @@ schemes = ["none", "session-redis"]
 topologies = ["multi"]
 nodes = [2]
 scenarios = ["read"]
+"""
+# The same JWT served by another library: a cell of its own, which pools with nothing else.
+JOSERFC = """
+[[cells]]
+schemes = ["jwt-HS256"]
+topologies = ["single"]
+scenarios = ["read"]
+library = "joserfc"
 """
 
 
@@ -79,7 +89,7 @@ def read_metrics(run_dir: Path) -> list[dict[str, str]]:
 
 
 def test_tiny_matrix_runs_end_to_end_and_leaves_a_complete_run_folder(tmp_path: Path) -> None:
-    matrix = write_matrix(tmp_path, ["none", "session-redis", "jwt-HS256"], extra=MULTI)
+    matrix = write_matrix(tmp_path, ["none", "session-redis", "jwt-HS256"], extra=MULTI + JOSERFC)
     out = tmp_path / "results"
     code, stdout, stderr = finish(runner(["--matrix", str(matrix)], out))
     assert code == 0, stderr
@@ -92,7 +102,7 @@ def test_tiny_matrix_runs_end_to_end_and_leaves_a_complete_run_folder(tmp_path: 
     assert {"git_commit", "python", "cpu_model", "cpu_count", "packages"} <= set(
         manifest["environment"]
     )
-    assert len(manifest["matrix"]["cells"]) == 5
+    assert len(manifest["matrix"]["cells"]) == 6
     for cell in manifest["matrix"]["cells"]:
         cell_dir = run_dir / "cells" / cell["cell_id"]
         for name in ("cell.json", "hdr.json", "window.json", "samples.csv", "locust_stats.csv"):
@@ -104,25 +114,33 @@ def test_tiny_matrix_runs_end_to_end_and_leaves_a_complete_run_folder(tmp_path: 
     assert started == sorted(started)  # run in the order the manifest records
     assert manifest["order"].startswith("rotated")
     rows = read_metrics(run_dir)
-    assert [row["status"] for row in rows] == ["complete"] * 5
-    by_scheme = {(row["scheme"], row["topology"]): row for row in rows}
+    assert [row["status"] for row in rows] == ["complete"] * 6
+    by_scheme = {(row["scheme"], row["topology"], row["library"]): row for row in rows}
+    assert set(by_scheme) == {
+        ("none", "single", ""), ("session-redis", "single", ""), ("jwt-HS256", "single", "pyjwt"),
+        ("jwt-HS256", "single", "joserfc"), ("none", "multi", ""), ("session-redis", "multi", ""),
+    }  # fmt: skip
     for row in rows:
         assert int(row["requests"]) > 0 and float(row["rps"]) > 0
         assert float(row["p50_ms"]) <= float(row["p99_ms"]) <= float(row["max_ms"])
         assert float(row["server_cpu_us_per_req"]) > 0
-    session = by_scheme[("session-redis", "single")]
+    session = by_scheme[("session-redis", "single", "")]
     assert float(session["redis_cmds_per_req"]) == pytest.approx(1.0, abs=0.1)  # one GET per /me
     assert float(session["redis_bytes_per_session"]) > 0
     assert int(session["credential_bytes"]) > 0
     # Overheads are taken against an unsaturated none only: a saturated baseline is no baseline.
-    baseline_usable = by_scheme[("none", "single")]["saturated"] == "False"
+    baseline_usable = by_scheme[("none", "single", "")]["saturated"] == "False"
     assert (session["server_cpu_overhead_us_per_req"] != "") == baseline_usable
-    jwt = by_scheme[("jwt-HS256", "single")]
-    assert float(jwt["redis_cmds_per_req"]) == 0.0  # stateless: /me never touches Redis
-    assert float(jwt["auth_p50_us"]) > 0
-    multi = by_scheme[("session-redis", "multi")]
+    for library in ("pyjwt", "joserfc"):
+        jwt = by_scheme[("jwt-HS256", "single", library)]
+        assert float(jwt["redis_cmds_per_req"]) == 0.0  # stateless: /me never touches Redis
+        assert float(jwt["auth_p50_us"]) > 0
+    section = library_section(load_run(run_dir))
+    assert section is not None
+    assert [row[:2] for row in section.tables[0].rows] == [["HS256", "pyjwt"], ["HS256", "joserfc"]]
+    multi = by_scheme[("session-redis", "multi", "")]
     assert multi["nodes"] == "2"
-    multi_baseline_usable = by_scheme[("none", "multi")]["saturated"] == "False"
+    multi_baseline_usable = by_scheme[("none", "multi", "")]["saturated"] == "False"
     assert (multi["rps_vs_none"] != "") == multi_baseline_usable
     assert "results:" in stdout and str(run_dir.name) in stdout
 
@@ -204,6 +222,15 @@ def test_verify_gate_refuses_a_target_that_is_not_the_scheme_asked_for(
     node = start_target("--scheme", "jwt", "--alg", "HS256")
     with pytest.raises(VerifyFailed, match="expected \\('jwt', 'RS256', 'redis'\\)"):
         verify_target([node.url], Expected("jwt", "RS256", "redis", False))
+
+
+def test_verify_gate_refuses_a_target_that_runs_another_jwt_library(
+    start_target: StartTarget,
+) -> None:
+    node = start_target("--scheme", "jwt", "--alg", "HS256", "--jwt-library", "jwcrypto")
+    expected = Expected("jwt", "HS256", "redis", False, library="joserfc")
+    with pytest.raises(VerifyFailed, match="signs and verifies with jwcrypto, expected joserfc"):
+        verify_target([node.url], expected)
 
 
 def test_verify_gate_passes_a_correct_multi_node_session_target(
