@@ -5,7 +5,8 @@ The model, each term traceable to the run folder:
 - **reads**: ``reads_per_s ÷ capacity per server core at the SLO`` (capacity.csv; the interval
   is the capacity's 95% interval over its searches; one search has none, and its row cannot
   be called cheapest). Without a capacity search, the server CPU per read at saturation
-  (metrics.csv).
+  (metrics.csv); a cell bound by the generator, not the server, ran below saturation, so its
+  CPU per read is an upper bound, used as one and said so.
 - **logins**: ``logins_per_s × server CPU per login`` (closed-model login cells).
 - **refreshes** (JWT): ``refreshes/s × server CPU per refresh``, refreshes/s being the given rate
   or ``active_users ÷ access TTL``. Measured when the run has refresh cells (``ttl``, ``full``);
@@ -16,8 +17,11 @@ The model, each term traceable to the run folder:
 - **headroom**: every sum ÷ (1 - headroom). Intervals add their bounds (conservative).
 
 A plain JWT's revocation window is its access TTL (observed in the run's revocation cells);
-sessions and denylisted JWTs revoke at once. A scheme that misses the workload's window is
-marked, and a plain JWT is also costed at the TTL that would meet it, when one exists.
+sessions and denylisted JWTs revoke at once, unless a node caches the store's answers
+(``--store-cache S``): such a design is costed as its own row from its cached cells (single-node
+reads), and its window is S, like a plain JWT's TTL (a logout on one node leaves the others
+honouring the credential up to S). A scheme that misses the workload's window is marked, and a
+plain JWT is also costed at the TTL that would meet it, when one exists.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import pandas as pd
 
 from analysis.decision import over_none
 from analysis.stats import Estimate
-from analysis.tidy import RunData
+from analysis.tidy import ANY, RunData
 from analysis.workload import Workload
 from common.schemes import parse_scheme
 
@@ -90,6 +94,7 @@ class Sizing:
     meets_window: bool
     notes: list[str] = field(default_factory=list)
     added_p50_ms: Estimate | None = None  # p50 over none's at equal load (with a budget only)
+    store_cache_s: int = 0  # store answers cached in process this long: the window
 
     @property
     def complete(self) -> bool:
@@ -103,6 +108,8 @@ class Sizing:
 
     @property
     def label(self) -> str:
+        if self.store_cache_s:
+            return f"{self.scheme} (store cache {self.store_cache_s} s)"
         return (
             self.scheme
             if self.access_ttl_s is None
@@ -114,9 +121,12 @@ def _per_request_cores(cpu_us: Span | None, rate: float) -> Span | None:
     return None if cpu_us is None else cpu_us.scaled(rate / 1e6)
 
 
-def read_cores(run: RunData, scheme: str, reads_per_s: float) -> tuple[Span | None, str]:
-    """Cores for the reads: from capacity at the SLO, else CPU per read at saturation."""
-    if not run.capacity.empty:
+def read_cores(
+    run: RunData, scheme: str, reads_per_s: float, store_cache_s: int = 0
+) -> tuple[Span | None, str]:
+    """Cores for the reads: from capacity at the SLO (searched without a store cache), else
+    CPU per read at saturation."""
+    if not run.capacity.empty and not store_cache_s:
         rows = run.capacity[
             (run.capacity["scheme"] == scheme)
             & (run.capacity["scenario"] == "read")
@@ -131,13 +141,24 @@ def read_cores(run: RunData, scheme: str, reads_per_s: float) -> tuple[Span | No
                 # One search has no interval: the cost is unbounded, so it decides nothing.
                 return Span.unbounded(value), "capacity at the SLO (one search)"
             return Span(value, reads_per_s / high, reads_per_s / low), "capacity at the SLO"
-    cpu = span(run.get("server_cpu_us_per_req", scheme=scheme, scenario="read", topology="single"))
-    return _per_request_cores(cpu, reads_per_s), "server CPU per read at saturation"
+    found = run.get_flagged("server_cpu_us_per_req", scheme=scheme, scenario="read",
+                            topology="single", store_cache_s=store_cache_s)  # fmt: skip
+    if found is None:
+        return None, "server CPU per read at saturation (not measured)"
+    cpu, generator_bound = found
+    # A generator-bound cell ran below the server's saturation, where each request carries more
+    # of the fixed costs: its CPU per read bounds the cost from above, and is used as such.
+    source = "server CPU per read at saturation" + (
+        " (generator-bound: an upper bound)" if generator_bound else ""
+    )
+    return _per_request_cores(span(cpu), reads_per_s), source
 
 
-def redis_cpu(run: RunData, scheme: str, scenario: str) -> Span | None:
+def redis_cpu(run: RunData, scheme: str, scenario: str, store_cache_s: int = 0) -> Span | None:
     """Redis CPU per request of a scenario; a store's cost does not depend on the generator."""
-    found = run.get_flagged("redis_cpu_us_per_req", scheme=scheme, scenario=scenario)
+    found = run.get_flagged(
+        "redis_cpu_us_per_req", scheme=scheme, scenario=scenario, store_cache_s=store_cache_s
+    )
     return span(found[0]) if found else None
 
 
@@ -161,25 +182,34 @@ def password_hash_us(run: RunData) -> float | None:
     return float(rows.iloc[0]["median_us"]) if not rows.empty else None
 
 
-def observed_window_s(run: RunData, scheme: str) -> float | None:
+def observed_window_s(run: RunData, scheme: str, store_cache_s: int = 0) -> float | None:
     """The longest observed revocation delay of the scheme, in seconds (None: not observed)."""
-    found = run.get_flagged("max_ms", scheme=scheme, scenario="revocation")
+    found = run.get_flagged(
+        "max_ms", scheme=scheme, scenario="revocation", store_cache_s=store_cache_s
+    )
     return None if found is None else found[0].value / 1000
 
 
-def size(run: RunData, workload: Workload, scheme: str, ttl: float | None = None) -> Sizing:
-    """One scheme's cores for the workload (a plain JWT at ``ttl`` when given)."""
+def size(
+    run: RunData,
+    workload: Workload,
+    scheme: str,
+    ttl: float | None = None,
+    store_cache_s: int = 0,
+) -> Sizing:
+    """One scheme's cores for the workload (a plain JWT at ``ttl`` when given; a design that
+    caches store answers for ``store_cache_s`` from its cached read cells)."""
     kind = parse_scheme(scheme)
     plain_jwt = kind.plain_jwt
     ttl = (ttl or workload.access_ttl_s) if plain_jwt else None
     notes = []
-    reads, source = read_cores(run, scheme, workload.reads_per_s)
+    reads, source = read_cores(run, scheme, workload.reads_per_s, store_cache_s)
     notes.append(f"reads from {source}")
     login_cpu = span(run.get("server_cpu_us_per_req", scheme=scheme, scenario="login"))
     logins = _per_request_cores(login_cpu, workload.logins_per_s) if workload.logins_per_s else ZERO
     app_parts = [reads, logins]
     redis_parts = [
-        _per_request_cores(redis_cpu(run, scheme, "read"), workload.reads_per_s),
+        _per_request_cores(redis_cpu(run, scheme, "read", store_cache_s), workload.reads_per_s),
         _per_request_cores(redis_cpu(run, scheme, "login"), workload.logins_per_s),
     ]
     if kind.is_jwt:
@@ -191,7 +221,15 @@ def size(run: RunData, workload: Workload, scheme: str, ttl: float | None = None
     app = _sum(app_parts)
     redis = _sum(redis_parts)
     keep = 1 / (1 - workload.headroom)
-    if kind.revoked_at_once:
+    if store_cache_s:
+        window: float | None = float(store_cache_s)
+        observed = observed_window_s(run, scheme, store_cache_s)
+        seen = "" if observed is None else f" (observed: up to {observed:.2f} s)"
+        notes.append(
+            f"logins and refreshes as measured without the cache; a logout reaches the other "
+            f"nodes within the {store_cache_s} s their cached answer lives{seen}"
+        )
+    elif kind.revoked_at_once:
         window = observed_window_s(run, scheme)
         if window is None:
             window = 0.0
@@ -203,7 +241,7 @@ def size(run: RunData, workload: Workload, scheme: str, ttl: float | None = None
     else:
         window = None
     limit = workload.max_revocation_window_s
-    if window is not None and window < AT_ONCE_S and not plain_jwt:
+    if window is not None and window < AT_ONCE_S and not plain_jwt and not store_cache_s:
         window = 0.0  # refused at once, within the probe's resolution of one round trip
     meets = limit is None or (window is not None and window <= limit)
     if scheme == "session-memory":
@@ -217,6 +255,7 @@ def size(run: RunData, workload: Workload, scheme: str, ttl: float | None = None
         meets,
         notes,
         over_none(run, scheme, "p50_ms") if workload.latency_budget_ms else None,
+        store_cache_s,
     )
 
 
@@ -237,8 +276,15 @@ def measured_schemes(run: RunData) -> list[str]:
     return sorted(schemes - {"none"})
 
 
+def cached_designs(run: RunData, scheme: str) -> list[int]:
+    """The store-cache lifetimes the scheme's single-node reads were measured with (above 0)."""
+    rows = run.matching(scheme=scheme, scenario="read", topology="single", store_cache_s=ANY)
+    return sorted({int(s) for s in rows["store_cache_s"] if s > 0})
+
+
 def sizings(run: RunData, workload: Workload) -> list[Sizing]:
-    """Every measured scheme sized; a plain JWT missing the window also at the TTL that meets it."""
+    """Every measured scheme sized; a plain JWT missing the window also at the TTL that meets it;
+    a scheme measured with a store cache also as that cached design."""
     rows = []
     for scheme in measured_schemes(run):
         sized = size(run, workload, scheme)
@@ -246,6 +292,7 @@ def sizings(run: RunData, workload: Workload) -> list[Sizing]:
         limit = workload.max_revocation_window_s
         if parse_scheme(scheme).plain_jwt and not sized.meets_window and limit:
             rows.append(size(run, workload, scheme, ttl=limit))
+        rows += [size(run, workload, scheme, store_cache_s=s) for s in cached_designs(run, scheme)]
     return rows
 
 
@@ -276,6 +323,11 @@ def what_would_change(rows: list[Sizing]) -> str:
     if best.access_ttl_s is not None:
         return (
             f"a revocation window under {best.access_ttl_s:g} s (its access-token lifetime) "
+            "would rule it out"
+        )
+    if best.store_cache_s:
+        return (
+            f"a revocation window under {best.store_cache_s} s (its store cache's lifetime) "
             "would rule it out"
         )
     others = [r for r in rows if r is not best and r.meets_window and r.complete]

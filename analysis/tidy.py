@@ -34,6 +34,7 @@ from loadtests.run_folder import SCHEMA_VERSION
 CELL_KEY = list(IDENTITY)  # repetitions of one cell: the same identity, nothing else
 # Headline figures come from undisturbed cells next to their store: a fault cell or a distant
 # store is only ever asked for by name.
+ANY: Any = object()  # an axis left free, where a headline lookup would fix it
 HEADLINE_DEFAULTS = {
     "model": "closed", "balancer": "client", "fault": "", "sliding_session": False,
     "store_cache_s": 0, "store_delay_ms": 0.0, "planted_cost_us": 0,
@@ -56,11 +57,13 @@ class RunFolderError(BadInput):
 
 
 def _where(frame: pd.DataFrame, axes: dict[str, Any]) -> pd.DataFrame:
-    """The rows equal to every value given, or to any value of a tuple (one mask, one copy: the
-    report asks hundreds of times, and a copy per axis made the report's tables slower than its
-    charts)."""
+    """The rows equal to every value given, or to any value of a tuple, on every axis not left
+    free with ``ANY`` (one mask, one copy: the report asks hundreds of times, and a copy per axis
+    made the report's tables slower than its charts)."""
     mask = np.ones(len(frame), dtype=bool)
     for axis, value in axes.items():
+        if value is ANY:
+            continue
         matches = frame[axis].isin(value) if isinstance(value, tuple) else frame[axis] == value
         mask &= matches.to_numpy()
     return frame[mask]

@@ -2,9 +2,11 @@
 
 For plain JWTs the stolen-token window is the access TTL, and every active user refreshes once
 per TTL: shorter windows cost more refreshes (signing, a store write). Sessions and denylisted
-JWTs revoke at once but pay a store lookup per request. One chart: per algorithm a curve of
-cores per 1,000 active users against the window, and the instant-revocation schemes as points,
-all from the cost model on this run's measurements.
+JWTs revoke at once but pay a store lookup per request; with the store's answers cached in
+each node for S s, they skip most lookups and their window is S. One chart: per algorithm a
+curve of cores per 1,000 active users against the window, the instant-revocation schemes as
+points at 0, and each cached design as a point at its S, all from the cost model on this run's
+measurements.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from analysis.charts import Chart, save_figure
-from analysis.cost import measured_schemes, size
+from analysis.cost import cached_designs, measured_schemes, size
 from analysis.palette import colour, ordered
 from analysis.tidy import RunData
 from analysis.workload import Workload
@@ -30,7 +32,8 @@ CAPTION = (
     "Cores (app + Redis, no headroom) to serve 1,000 active users, from this run's capacity at "
     "the SLO and CPU per login/refresh. A plain JWT's stolen-token window is its access TTL and "
     "each user refreshes once per TTL; sessions and denylisted JWTs revoke at once (observed) "
-    "and pay a store lookup per request."
+    "and pay a store lookup per request; cached in each node for S s (--store-cache), they skip "
+    "most lookups and their window is S, like a token's TTL."
 )
 
 
@@ -41,10 +44,12 @@ def reads_per_user(workload: Workload | None) -> float:
     return DEFAULT_READS_PER_USER_S
 
 
-def _cores(run: RunData, scheme: str, rate: float, ttl: float | None) -> float | None:
+def _cores(
+    run: RunData, scheme: str, rate: float, ttl: float | None, store_cache_s: int = 0
+) -> float | None:
     per_users = Workload(reads_per_s=rate * USERS, active_users=USERS, access_ttl_s=ttl or 300,
                          headroom=0.0)  # fmt: skip
-    total = size(run, per_users, scheme, ttl=ttl).total_cores
+    total = size(run, per_users, scheme, ttl=ttl, store_cache_s=store_cache_s).total_cores
     return None if total is None else total.value
 
 
@@ -72,6 +77,12 @@ def ttl_chart(run: RunData, out: Path, workload: Workload | None = None) -> Char
                 instant.append((scheme, cores))
                 axis.scatter([0], [cores], s=60, marker="D", color=colour(scheme),
                              label=f"{scheme} (revokes at once)", zorder=3)  # fmt: skip
+        for cache_s in cached_designs(run, scheme):
+            cores = _cores(run, scheme, rate, None, cache_s)
+            if cores is not None:
+                label = f"{scheme}, store cache {cache_s} s (window = cache)"
+                axis.scatter([cache_s], [cores], s=60, marker="s", color=colour(scheme),
+                             edgecolors="black", zorder=3, label=label)  # fmt: skip
     cheapest_jwt = min(curves, key=lambda s: curves[s][-1][1])  # type: ignore[arg-type, return-value]
     short, long = curves[cheapest_jwt][0][1], curves[cheapest_jwt][-1][1]
     finding = (

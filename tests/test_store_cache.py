@@ -8,13 +8,17 @@ S plus a round trip; a refusal must never be cached.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 
+from analysis.cost import cheapest, sizings, what_would_change
+from analysis.tidy import load_run
+from analysis.workload import Workload
 from loadtests.matrix import MatrixError, load_matrix
 from targets.settings import SettingsError, parse_settings
-from tests.conftest import StartTarget, client_for, login
+from tests.conftest import StartTarget, client_for, login, run_matrix
 
 CACHE_S = 2
 SLACK_S = 0.5  # a replay round trip and the poll's pause, generously
@@ -116,3 +120,57 @@ def test_a_matrix_caches_only_what_reads_a_shared_store(tmp_path) -> None:
     matrix.write_text("[[cells]]\n" + base.format("jwt-HS256") + "store_cache_s = 2\n")
     with pytest.raises(MatrixError, match=r"store_cache_s.*reads no shared store"):
         load_matrix(str(matrix))
+
+
+SIZED = """
+[defaults]
+users = 3
+warmup_s = 0.5
+duration_s = 1.5
+population = 20
+kdf_iterations = 1000
+
+[[cells]]
+schemes = ["session-redis"]
+topologies = ["single"]
+scenarios = ["read", "login"]
+
+[[cells]]
+schemes = ["session-redis"]
+topologies = ["single"]
+scenarios = ["read"]
+store_cache_s = 1
+"""
+
+
+def test_decide_sizes_a_cached_design_as_its_own_row_with_a_window_of_its_cache(
+    tmp_path: Path,
+) -> None:
+    """A cached session store is another design: costed from its own cached reads, and its
+    revocation window is the cache's lifetime (as a plain JWT's is its access TTL)."""
+    matrix = tmp_path / "sized.toml"
+    matrix.write_text(SIZED)
+    done = run_matrix(matrix, tmp_path / "results")
+    assert done.returncode == 0, done.stderr
+    run = load_run((tmp_path / "results" / "latest").resolve())
+    for limit, meets in ((0.5, False), (5.0, True)):
+        workload = Workload(reads_per_s=1000, logins_per_s=1, max_revocation_window_s=limit)
+        rows = {row.label: row for row in sizings(run, workload)}
+        assert set(rows) == {"session-redis", "session-redis (store cache 1 s)"}
+        cached, uncached = rows["session-redis (store cache 1 s)"], rows["session-redis"]
+        assert (cached.revocation_window_s, cached.meets_window) == (1.0, meets)
+        assert uncached.meets_window  # revoked at once: every window is met
+        found = run.get_flagged("server_cpu_us_per_req", scheme="session-redis",
+                                scenario="read", store_cache_s=1)  # fmt: skip
+        assert found is not None and cached.complete and cached.app_cores is not None
+        read_cpu, generator_bound = found
+        bound = " (generator-bound: an upper bound)" if generator_bound else ""
+        assert cached.notes[0] == f"reads from server CPU per read at saturation{bound}"
+        login_cpu = run.get("server_cpu_us_per_req", scheme="session-redis", scenario="login")
+        assert login_cpu is not None
+        expected = (read_cpu.value * 1000 + login_cpu.value * 1) / 1e6 / (1 - workload.headroom)
+        assert cached.app_cores.value == pytest.approx(expected)
+    # Where the cached design is the one chosen, its cache's lifetime is what a stricter
+    # window would take away.
+    assert cheapest([cached])[0] is cached
+    assert "under 1 s (its store cache's lifetime)" in what_would_change([cached])
