@@ -10,8 +10,9 @@ The model, each term traceable to the run folder:
 - **logins**: ``logins_per_s × server CPU per login`` (closed-model login cells).
 - **refreshes** (JWT): ``refreshes/s × server CPU per refresh``, refreshes/s being the given rate
   or ``active_users ÷ access TTL``. Measured when the run has refresh cells (``ttl``, ``full``);
-  otherwise estimated as the login's CPU minus one password hash (micro.csv): a refresh does
-  the same signing and one store write, without the KDF. The row says which.
+  otherwise estimated as the login's CPU minus its password hash as the server timed it in the
+  same cells, repetition by repetition: a refresh does the same signing and one store write,
+  without the KDF. The row says which.
 - **Redis**: the same rates × Redis CPU per request of each scenario (net of the sampler).
   A single Redis core saturating (over 1 core of work) is flagged: beyond it, shard.
 - **headroom**: every sum ÷ (1 - headroom). Intervals add their bounds (conservative).
@@ -32,7 +33,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from analysis.decision import over_none
-from analysis.stats import Estimate
+from analysis.stats import Estimate, estimate
 from analysis.tidy import ANY, RunData
 from analysis.workload import Workload
 from common.schemes import parse_scheme
@@ -163,15 +164,27 @@ def redis_cpu(run: RunData, scheme: str, scenario: str, store_cache_s: int = 0) 
 
 
 def refresh_cpu(run: RunData, scheme: str) -> tuple[Span | None, str]:
-    """Server CPU per refresh: measured, else the login's minus one password hash."""
+    """Server CPU per refresh: measured, else the login's minus its password hash.
+
+    The hash is the one the same login cells timed in the server (Server-Timing ``kdf``), taken
+    off repetition by repetition, so the estimate carries both uncertainties and the machine's
+    speed of that moment; micro.csv's hash, timed at another moment, only when the cells have
+    none (on this machine the two differed by half: a login minus micro's hash came out negative).
+    """
     measured = span(run.get("server_cpu_us_per_req", scheme=scheme, scenario="refresh"))
     if measured is not None:
         return measured, "measured"
-    login = span(run.get("server_cpu_us_per_req", scheme=scheme, scenario="login"))
+    login = run.repetitions("server_cpu_us_per_req", scheme=scheme, scenario="login")
+    hashes = run.repetitions("kdf_mean_us", scheme=scheme, scenario="login")
+    both = sorted(login.keys() & hashes.keys())
+    if both:
+        per_rep = estimate([login[rep] - hashes[rep] for rep in both], signed=True)
+        return span(per_rep), "estimated: login minus its password hash, per repetition"
+    cpu = span(run.get("server_cpu_us_per_req", scheme=scheme, scenario="login"))
     kdf = password_hash_us(run)
-    if login is None or kdf is None:
+    if cpu is None or kdf is None:
         return None, "not measured"
-    return login + Span(-kdf, -kdf, -kdf), "estimated: login minus one password hash"
+    return cpu + Span(-kdf, -kdf, -kdf), "estimated: login minus micro's password hash"
 
 
 def password_hash_us(run: RunData) -> float | None:
