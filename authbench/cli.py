@@ -15,8 +15,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
+from common.command_line import OneLineParser
 from common.outcomes import BadInput, RunInterrupted
 
 if TYPE_CHECKING:  # analysis loads pandas and matplotlib: only the commands that need it do
@@ -42,10 +43,8 @@ class UsageError(BadInput):
     """Bad input found by the command line itself; the message is one line."""
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        print(f"{PROG}: error: {message}", file=sys.stderr)
-        sys.exit(BAD_INPUT)
+class _CommandParser(OneLineParser):
+    error_class = UsageError
 
 
 def _rules(texts: list[str] | None) -> list[str]:
@@ -355,7 +354,7 @@ def _add_reading(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line: subcommands in the order ``--help`` lists them."""
-    parser = _OneLineParser(
+    parser = _CommandParser(
         prog=PROG,
         description="Sessions or JWTs, and which signing algorithm, settled with measurements.",
         epilog=__doc__.split("\n", 2)[2],
@@ -368,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="results root folder (default: results)",
     )
     commands = parser.add_subparsers(
-        dest="command", required=True, parser_class=_OneLineParser, metavar="COMMAND"
+        dest="command", required=True, parser_class=_CommandParser, metavar="COMMAND"
     )
     _add_measuring(commands)
     _add_reading(commands)
@@ -392,8 +391,8 @@ def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["serve"]:
         sys.exit(serve(argv[1:]))
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         sys.exit(HANDLERS[args.command](args))
     except (BadInput, FileNotFoundError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)

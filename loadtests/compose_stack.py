@@ -15,7 +15,6 @@ into ``results/<run-id>/``, so ``python -m analysis report`` reads it like any o
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 import json
 import os
@@ -31,6 +30,7 @@ from typing import Any
 
 import psutil
 
+from common.command_line import OneLineParser
 from loadtests.cell_metrics import write_metrics
 from loadtests.generator_parts import PARTS_DIR, merge_parts
 from loadtests.http_probe import call
@@ -312,13 +312,17 @@ def check(figures: dict[str, Any]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m loadtests.compose_stack test`` or ``collect DIR``."""
-    parser = argparse.ArgumentParser(prog="python -m loadtests.compose_stack")
+    parser = _ComposeParser(prog="python -m loadtests.compose_stack")
     parser.add_argument("--results", default="results", help="results root (default: results)")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_ComposeParser)
     commands.add_parser("test", help="build, run, check and tear down the compose stack")
     collect_parser = commands.add_parser("collect", help="a compose load run as a run folder")
     collect_parser.add_argument("folder", help="where the load run left its files")
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except ComposeInputError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        sys.exit(2)
     stop_on_sigterm_like_ctrl_c()
     results_root = Path(args.results)
     prog = "compose-bench" if args.command == "collect" else "compose-test"
@@ -352,6 +356,10 @@ def main(argv: list[str] | None = None) -> None:
 
 class ComposeInputError(ValueError):
     """A make variable that cannot describe a compose-bench run; the message names it."""
+
+
+class _ComposeParser(OneLineParser):
+    error_class = ComposeInputError
 
 
 def _env_number(env: Mapping[str, str], name: str, default: str, kind: type = int) -> Any:

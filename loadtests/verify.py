@@ -161,36 +161,42 @@ def _check_roles(
         result.checks[NO_KEY_ON_RESOURCES] = True
 
 
+def _check_identity(node: str, body: dict[str, Any], expected: Expected) -> dict[str, Any]:
+    """The node's /healthz says what it must: scheme, algorithm, store, denylist, planted cost,
+    store cache and JWT library; VerifyFailed naming the first difference."""
+    identity = (body.get("scheme"), body.get("alg"), body.get("store"))
+    want = (expected.scheme, expected.alg, expected.store)
+    _expect(identity == want, f"{node} reports {identity}, expected {want}")
+    if expected.scheme == "jwt":
+        _expect(body.get("denylist") == expected.denylist, f"{node} denylist setting differs")
+    planted = body.get("planted_cost_us", 0)
+    _expect(
+        planted == expected.planted_cost_us,
+        f"{node} plants {planted} µs per auth step, expected {expected.planted_cost_us}",
+    )
+    cache_s = body.get("store_cache_s", 0)
+    _expect(
+        cache_s == expected.store_cache_s,
+        f"{node} caches store answers {cache_s} s, expected {expected.store_cache_s}",
+    )
+    verifies = not (expected.introspect and body.get("role") == "resource")
+    if expected.library and verifies:
+        library = body.get("library")
+        _expect(
+            library == expected.library,
+            f"{node} signs and verifies with {library}, expected {expected.library}",
+        )
+    return body
+
+
 def _verify(nodes: list[str], expected: Expected, issuer: str | None) -> VerifyResult:
     result = VerifyResult()
     login_at, logout_at = issuer or nodes[0], issuer or nodes[-1]
     healths: dict[str, dict[str, Any]] = {}
     for node in nodes:
         health = call(node, "GET", "/healthz")
-        body = healths[node] = health.body or {}
-        identity = (body.get("scheme"), body.get("alg"), body.get("store"))
-        want = (expected.scheme, expected.alg, expected.store)
         _expect(health.status == 200, f"{node}/healthz answered {health.status}")
-        _expect(identity == want, f"{node} reports {identity}, expected {want}")
-        if expected.scheme == "jwt":
-            _expect(body.get("denylist") == expected.denylist, f"{node} denylist setting differs")
-        planted = body.get("planted_cost_us", 0)
-        _expect(
-            planted == expected.planted_cost_us,
-            f"{node} plants {planted} µs per auth step, expected {expected.planted_cost_us}",
-        )
-        verifies = not (expected.introspect and body.get("role") == "resource")
-        if expected.library and verifies:
-            library = body.get("library")
-            _expect(
-                library == expected.library,
-                f"{node} signs and verifies with {library}, expected {expected.library}",
-            )
-        cache_s = body.get("store_cache_s", 0)
-        _expect(
-            cache_s == expected.store_cache_s,
-            f"{node} caches store answers {cache_s} s, expected {expected.store_cache_s}",
-        )
+        healths[node] = _check_identity(node, health.body or {}, expected)
     result.checks[IDENTITY] = True
     if issuer is not None:
         _check_roles(healths, issuer, expected, result)

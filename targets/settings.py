@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
+from common.command_line import OneLineParser
 from common.schemes import (
     ALGORITHMS,
     DEFAULT_ALG,
@@ -123,17 +124,19 @@ def _bounded_int(low: int, high: int | None = None) -> Callable[[str], int]:
     return parse
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line, without the usage block."""
+class _ServerParser(OneLineParser):
+    """The server's command line: a missing --scheme names the choices."""
+
+    error_class = SettingsError
 
     def error(self, message: str) -> NoReturn:
         if "--scheme" in message and "required" in message:
             message = f"--scheme is required (choose from {', '.join(SCHEMES)})"
-        raise SettingsError(message)
+        super().error(message)
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = _OneLineParser(
+    parser = _ServerParser(
         prog="python -m targets",
         description="Run one authbench reference server. Every option has an environment twin "
         "AUTHBENCH_<OPTION> (upper snake case); the Redis address comes from REDIS_URL.",
