@@ -20,7 +20,6 @@ dropped. The calibration ratio and differing package versions head the compariso
 
 from __future__ import annotations
 
-import html
 import json
 import math
 import statistics
@@ -34,6 +33,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from analysis.page import Heading, Image, Items, Page, Table, render_html, render_markdown
 from analysis.palette import scheme_rank
 from analysis.stats import MIN_TAIL_REQUESTS, Estimate, estimate
 from analysis.tidy import RunData
@@ -446,10 +446,6 @@ def _chart(comparison: Comparison, before: RunData, after: RunData, out: Path) -
     return path
 
 
-def _md(cell: str) -> str:
-    return cell.replace("|", "\\|")
-
-
 def write_comparison(
     before: RunData, after: RunData, out: Path, comparison: Comparison | None = None
 ) -> list[Path]:
@@ -462,27 +458,15 @@ def write_comparison(
     chart = _chart(comparison, before, after, out)
     notes = [*warnings(before, after), _family_note(comparison, after)]
     unmatched = comparison.unmatched or ["every cell was measured in both runs alike"]
-    table = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
-    table += ["| " + " | ".join(_md(c) for c in row) + " |" for row in rows]
-    markdown = (
-        f"# {title}\n\n" + "".join(f"- {_md(note)}\n" for note in notes) + "\n"
-        + "\n".join(table) + "\n\n## Not compared\n\n"
-        + "".join(f"- {_md(line)}\n" for line in unmatched)
-        + f"\n![comparison]({chart.name})\n"
-    )  # fmt: skip
-    e = html.escape
-    body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows)
-    page = (
-        f"<!doctype html><meta charset='utf-8'><title>{e(title)}</title><h1>{e(title)}</h1>"
-        f"<ul>{''.join(f'<li>{e(note)}</li>' for note in notes)}</ul>"
-        f"<table border=1 cellpadding=4><tr>{''.join(f'<th>{e(h)}</th>' for h in HEADERS)}"
-        f"</tr>{body}</table><h2>Not compared</h2>"
-        f"<ul>{''.join(f'<li>{e(line)}</li>' for line in unmatched)}</ul>"
-        f"<img src='{chart.name}' alt='comparison'>"
-    )
+    page = Page(title, [
+        Items(notes), Table(HEADERS, rows, "comparison"),
+        Heading("Not compared", anchor="not-compared"), Items(unmatched),
+        Image("Comparison", "each matched figure of B against A, with its interval", chart,
+               embed=False),
+    ])  # fmt: skip
     md_path, html_path = out / "comparison.md", out / "comparison.html"
-    md_path.write_text(markdown)
-    html_path.write_text(page)
+    md_path.write_text(render_markdown(page, out))
+    html_path.write_text(render_html(page))
     json_path = out / "comparison.json"
     json_path.write_text(json.dumps(comparison_summary(comparison, before, after), indent=2) + "\n")
     return [md_path, html_path, json_path, chart]

@@ -10,7 +10,6 @@ normalised intervals do not overlap: a regression (more CPU) or an improvement.
 
 from __future__ import annotations
 
-import html
 import itertools
 import json
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from analysis.page import Heading, Image, Items, Page, render_html, render_markdown
 from analysis.palette import colour, ordered
 from analysis.stats import Estimate
 from analysis.tidy import RunData, RunFolderError, load_run
@@ -181,24 +181,22 @@ def write_history(results_root: Path) -> tuple[list[Change], list[Path]]:
     out.mkdir(exist_ok=True)
     png, svg = _chart(found, flagged, out)
     lines = [
-        f"- {c.kind}: {c.scheme} {c.before.value:.0f} [{c.before.low:.0f}, {c.before.high:.0f}] µs "
+        f"{c.kind}: {c.scheme} {c.before.value:.0f} [{c.before.low:.0f}, {c.before.high:.0f}] µs "
         f"({c.before.run_id}) → {c.after.value:.0f} [{c.after.low:.0f}, {c.after.high:.0f}] µs "
         f"({c.after.run_id}), normalised by calibration"
         for c in flagged
-    ] or ["- no change beyond the noise between consecutive runs"]
+    ] or ["no change beyond the noise between consecutive runs"]
     scale_lines = [
-        f"- {run_id}: machine speed ×{next(p.scale for p in found if p.run_id == run_id):.2f} "
+        f"{run_id}: machine speed ×{next(p.scale for p in found if p.run_id == run_id):.2f} "
         "of the first run (pure-Python reference)"
         for run_id in dict.fromkeys(p.run_id for p in found)
     ]
-    markdown = "\n".join(
-        ["# authbench history", "", f"![history]({png.name})", "", "## Changes", "", *lines, "",
-         "## Calibration", "", *scale_lines, ""]
-    )  # fmt: skip
-    (out / "history.md").write_text(markdown)
-    body = "".join(f"<li>{html.escape(line[2:])}</li>" for line in lines + scale_lines)
-    (out / "history.html").write_text(
-        "<!doctype html><meta charset='utf-8'><title>authbench history</title>"
-        f"<h1>authbench history</h1><img src='{png.name}' alt='history'><ul>{body}</ul>"
-    )
+    page = Page("authbench history", [
+        Image("History", "CPU per read of each scheme over the runs, normalised by each run's "
+              "calibration", png, embed=False),
+        Heading("Changes", anchor="changes"), Items(lines),
+        Heading("Calibration", anchor="calibration"), Items(scale_lines),
+    ])  # fmt: skip
+    (out / "history.md").write_text(render_markdown(page, out))
+    (out / "history.html").write_text(render_html(page))
     return flagged, [index, out / "history.md", out / "history.html", png, svg]

@@ -6,11 +6,8 @@ this run, the charts, then methodology and environment, then warnings.
 
 from __future__ import annotations
 
-import base64
-import html
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from analysis.charts import Chart, draw_all
 from analysis.claims import NOT_MEASURED, Claim, check_claims, measured_by
@@ -18,6 +15,17 @@ from analysis.cost import cheapest, sizing_table, sizings, unmet_windows, what_w
 from analysis.decision import HEADERS, capacity_text, decision_rows
 from analysis.library import library_section
 from analysis.microservices import microservices_section
+from analysis.page import (
+    Block,
+    Heading,
+    Image,
+    Items,
+    Page,
+    Table,
+    Text,
+    render_html,
+    render_markdown,
+)
 from analysis.resilience import Section, resilience_section
 from analysis.stats import MIN_TAIL_REQUESTS
 from analysis.store_cache import store_cache_section
@@ -32,17 +40,6 @@ from loadtests.calibration_figures import REFERENCES, calibration_ratio
 WORKLOAD_FILE = "workload.toml"
 WIDE_INTERVAL = 0.30
 DRIFT_WARNING = 0.10
-CSS = """
-body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#222}
-h1{margin-bottom:0}.sub{color:#555;margin-top:.2em}
-table{border-collapse:collapse;margin:1em 0;font-size:12.5px}
-th,td{border:1px solid #ccc;padding:4px 6px;vertical-align:top;text-align:left}
-th{background:#f2f2f2}figure{margin:1.5em 0}figure img{max-width:100%;border:1px solid #ddd}
-figcaption{color:#444;font-size:13px}.verdict{font-weight:bold;padding:1px 6px;border-radius:3px}
-.supported{background:#d9f2d9}.not-supported{background:#f7d4d4}
-.undecided{background:#eee}.equivalent{background:#dde8f7}.not-measured{background:#fff3cd}
-.warn{background:#fff3cd;padding:.6em 1em;border-left:4px solid #e0a800}
-"""
 
 
 @dataclass
@@ -451,148 +448,56 @@ def _verdict_class(verdict: str) -> str:
     return verdict.replace(" ", "-")
 
 
-def render_html(report: Report) -> str:
-    """A single HTML page with every figure embedded as a data URI."""
-    e = html.escape
-    parts = [
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>{e(report.title)}</title><style>{CSS}</style></head><body>",
-        f"<h1>{e(report.title)}</h1>",
-        f"<p class='sub'>Server-side sessions or JWTs, and which signing algorithm? "
-        f"Measured on {e(str(report.run.manifest.get('environment', {}).get('cpu_model')))}.</p>",
-        "<h2 id='answer'>Answer</h2><ul id='answer-list'>",
-        *[f"<li>{e(line)}</li>" for line in report.answer()],
-        "</ul>",
-        "<h2 id='decision'>Decision table</h2>",
-        _html_table(HEADERS, report.decision, "decision-table"),
-        f"<p class='sub'>{e(DECISION_NOTE)}</p>",
-        "<h2 id='claims'>Claims checked</h2>",
+def _section_blocks(anchor: str, section: Section) -> list[Block]:
+    blocks: list[Block] = [Heading(section.title, anchor=anchor)]
+    for index, table in enumerate(section.tables):
+        blocks += [Text(table.intro), Table(table.headers, table.rows, f"{anchor}-{index}")]
+    blocks += [Image(chart.title, chart.caption, chart.png) for chart in section.charts]
+    return blocks + [Text(note, "note") for note in section.notes]
+
+
+def report_page(report: Report) -> Page:
+    """The report as a page: the answer first, then the decision table, the claims, the
+    sections the run has, the charts, the methodology and the warnings."""
+    blocks: list[Block] = [
+        Heading("Answer", anchor="answer"),
+        Items(report.answer(), anchor="answer-list"),
+        Heading("Decision table", anchor="decision"),
+        Table(HEADERS, report.decision, "decision-table"),
+        Text(DECISION_NOTE, "note"),
+        Heading("Claims checked", anchor="claims"),
     ]
     for claim in report.claims:
-        parts.append(
-            f"<h3>{e(claim.claim)} <span class='verdict {_verdict_class(claim.verdict)}'>"
-            f"{e(claim.verdict)}</span></h3><ul>"
-            + "".join(f"<li>{e(item)}</li>" for item in claim.evidence)
-            + "</ul>"
-        )
+        blocks += [
+            Heading(claim.claim, 3, badge=claim.verdict, tone=_verdict_class(claim.verdict)),
+            Items(claim.evidence),
+        ]
     if report.workload:
         w = report.workload
-        parts.append("<h2 id='workload'>Your workload</h2>")
-        parts.append(f"<p>{e(w.asked)}</p>")
-        parts.append(_html_table(w.headers, w.rows, "workload-table"))
-        parts.append(f"<p><b>{e(w.verdict)}</b></p><ul>")
-        parts += [f"<li>{e(c)}</li>" for c in w.caveats] + ["</ul>"]
+        blocks += [Heading("Your workload", anchor="workload"), Text(w.asked),
+                   Table(w.headers, w.rows, "workload-table"), Text(w.verdict, "strong"),
+                   Items(w.caveats)]  # fmt: skip
     if report.capacity:
-        parts.append("<h2 id='capacity'>Capacity at the SLO</h2>")
-        parts.append(_html_table(CAPACITY_HEADERS, report.capacity, "capacity-table"))
-    for css, section in (("resilience", report.resilience),
-                         ("microservices", report.microservices),
-                         ("store-cache", report.store_cache),
-                         ("library", report.library)):  # fmt: skip
-        if section is None:
-            continue
-        parts.append(f"<h2 id='{css}'>{e(section.title)}</h2>")
-        for index, table in enumerate(section.tables):
-            parts.append(f"<p>{e(table.intro)}</p>")
-            parts.append(_html_table(table.headers, table.rows, f"{css}-{index}"))
-        parts += [_html_figure(chart) for chart in section.charts]
-        parts += [f"<p class='sub'>{e(note)}</p>" for note in section.notes]
-    parts.append("<h2 id='charts'>Charts</h2>")
-    parts += [_html_figure(chart) for chart in report.charts]
-    parts.append("<h2 id='methodology'>Methodology and environment</h2>")
-    parts.append(_html_table(["", ""], [list(pair) for pair in report.methodology], "method"))
+        blocks += [Heading("Capacity at the SLO", anchor="capacity"),
+                   Table(CAPACITY_HEADERS, report.capacity, "capacity-table")]  # fmt: skip
+    for anchor, section in (("resilience", report.resilience),
+                            ("microservices", report.microservices),
+                            ("store-cache", report.store_cache),
+                            ("library", report.library)):  # fmt: skip
+        if section is not None:
+            blocks += _section_blocks(anchor, section)
+    blocks.append(Heading("Charts", anchor="charts"))
+    blocks += [Image(chart.title, chart.caption, chart.png) for chart in report.charts]
+    blocks += [Heading("Methodology and environment", anchor="methodology"),
+               Table(["", ""], [list(pair) for pair in report.methodology], "method")]  # fmt: skip
     if report.thresholds:
-        parts.append("<h2 id='thresholds'>Thresholds</h2><ul>")
-        parts += [f"<li>{e(check.line())}</li>" for check in report.thresholds] + ["</ul>"]
-    parts.append("<h2 id='warnings'>Warnings</h2>")
-    if report.warnings:
-        parts.append(
-            "<div class='warn'><ul>"
-            + "".join(f"<li>{e(w)}</li>" for w in report.warnings)
-            + "</ul></div>"
-        )
-    else:
-        parts.append("<p>None.</p>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
-
-
-def _html_figure(chart: Chart) -> str:
-    e = html.escape
-    data = base64.b64encode(chart.png.read_bytes()).decode()
-    return (
-        f"<figure><img alt='{e(chart.title)}' src='data:image/png;base64,{data}'>"
-        f"<figcaption><b>{e(chart.title)}.</b> {e(chart.caption)}</figcaption></figure>"
-    )
-
-
-def _md_figure(chart: Chart, report_dir: Path) -> list[str]:
-    relative = chart.png.relative_to(report_dir)
-    return [f"![{chart.title}]({relative.as_posix()})", "", f"*{chart.title}.* {chart.caption}", ""]
-
-
-def _html_table(headers: list[str], rows: list[list[Any]], css_id: str) -> str:
-    e = html.escape
-    head = "".join(f"<th>{e(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table id='{css_id}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _md_table(headers: list[str], rows: list[list[Any]]) -> str:
-    def cell(value: Any) -> str:
-        return str(value).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(cell(h) for h in headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def render_markdown(report: Report, report_dir: Path) -> str:
-    """The same content as Markdown, figures linked relative to the report."""
-    parts = [
-        f"# {report.title}",
-        "",
-        "## Answer",
-        "",
-        *[f"- {line}" for line in report.answer()],
-        "",
-        "## Decision table",
-        "",
-        _md_table(HEADERS, report.decision),
-        "",
-        DECISION_NOTE,
-        "",
-        "## Claims checked",
-        "",
-    ]
-    for claim in report.claims:
-        parts.append(f"### {claim.claim}: **{claim.verdict}**")
-        parts += [f"- {item}" for item in claim.evidence]
-        parts.append("")
-    if report.workload:
-        w = report.workload
-        parts += ["## Your workload", "", w.asked, "", _md_table(w.headers, w.rows), ""]
-        parts += [f"**{w.verdict}**", "", *[f"- {c}" for c in w.caveats], ""]
-    if report.capacity:
-        parts += ["## Capacity at the SLO", "", _md_table(CAPACITY_HEADERS, report.capacity), ""]
-    for section in (report.resilience, report.microservices, report.store_cache, report.library):
-        if section is None:
-            continue
-        parts += [f"## {section.title}", ""]
-        for table in section.tables:
-            parts += [table.intro, "", _md_table(table.headers, table.rows), ""]
-        for chart in section.charts:
-            parts += _md_figure(chart, report_dir)
-        parts += [f"*{note}*" for note in section.notes] + ([""] if section.notes else [])
-    parts += ["## Charts", ""]
-    for chart in report.charts:
-        parts += _md_figure(chart, report_dir)
-    parts += ["## Methodology and environment", "", _md_table(["", ""], report.methodology), ""]
-    if report.thresholds:
-        parts += ["## Thresholds", "", *[f"- {check.line()}" for check in report.thresholds], ""]
-    parts += ["## Warnings", ""]
-    parts += [f"- {w}" for w in report.warnings] or ["None."]
-    return "\n".join(parts) + "\n"
+        blocks += [Heading("Thresholds", anchor="thresholds"),
+                   Items([check.line() for check in report.thresholds])]  # fmt: skip
+    blocks.append(Heading("Warnings", anchor="warnings"))
+    blocks.append(Items(report.warnings, warning=True) if report.warnings else Text("None."))
+    cpu = report.run.manifest.get("environment", {}).get("cpu_model")
+    subtitle = f"Server-side sessions or JWTs, and which signing algorithm? Measured on {cpu}."
+    return Page(report.title, blocks, subtitle)
 
 
 def write_report(
@@ -601,7 +506,8 @@ def write_report(
     """(Re)build figures/, report.html, report.md, summary.json and summary.md in the run
     folder; the Report returned holds the threshold checks that set the exit code."""
     report = build_report(run, run.run_dir / "figures", rules, baseline)
-    (run.run_dir / "report.html").write_text(render_html(report))
-    (run.run_dir / "report.md").write_text(render_markdown(report, run.run_dir))
+    page = report_page(report)
+    (run.run_dir / "report.html").write_text(render_html(page))
+    (run.run_dir / "report.md").write_text(render_markdown(page, run.run_dir))
     write_summary(report)
     return report
