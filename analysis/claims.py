@@ -33,8 +33,8 @@ from analysis.verdicts import (
     unpaired_log_ratio,
 )
 from common.schemes import parse_scheme
-from loadtests.matrix import PRIMARY_COMPARISONS
-from loadtests.verify import JWKS_ALONE
+from loadtests.load.verify import JWKS_ALONE
+from loadtests.run.matrix import PRIMARY_COMPARISONS
 
 SUPPORTED = "supported"
 NOT_SUPPORTED = "not supported"

@@ -49,8 +49,8 @@ from analysis.verdicts import (
     margins_from,
     unpaired_log_ratio,
 )
-from loadtests.calibration_figures import calibration_ratio
-from loadtests.matrix import CONDITIONS, MEASUREMENT_AXES, PLANTED
+from loadtests.measure.calibration_figures import calibration_ratio
+from loadtests.run.matrix import CONDITIONS, MEASUREMENT_AXES, PLANTED
 
 # Cells match on what was measured; a self-test's planted arm is a cell of its own.
 MATCH_KEY = [*MEASUREMENT_AXES, *PLANTED]

@@ -20,7 +20,7 @@ from analysis.resilience import when_redis_down
 from analysis.stats import Estimate, difference, paired_difference
 from analysis.tidy import RunData, via_balancer
 from common.schemes import parse_scheme
-from loadtests.verify import NO_PUBLIC_KEY
+from loadtests.load.verify import NO_PUBLIC_KEY
 
 SATURATED_MARK = "†"
 LATE_MARK = "‡"

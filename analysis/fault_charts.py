@@ -18,7 +18,7 @@ from matplotlib.ticker import NullFormatter, ScalarFormatter
 from analysis.charts import Chart, save_figure
 from analysis.palette import colour, ordered
 from analysis.tidy import RunData
-from loadtests.fault_metrics import p99
+from loadtests.measure.fault_metrics import p99
 
 STATUS_CLASSES = (
     ("2xx", "#41ab5d", lambda status: 200 <= status < 300),

@@ -22,7 +22,7 @@ import numpy as np
 from hdrh.histogram import HdrHistogram
 
 from analysis.stats import CONFIDENCE, NOT_MEASURED, Estimate
-from loadtests.histograms import recorded
+from loadtests.load.histograms import recorded
 
 PERCENTILES = {"p50_ms": 50.0, "p90_ms": 90.0, "p99_ms": 99.0, "p999_ms": 99.9, "max_ms": 100.0}
 TAIL_FROM = 99.0

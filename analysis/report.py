@@ -35,7 +35,7 @@ from analysis.tidy import RunData
 from analysis.ttl_chart import ttl_chart
 from analysis.verdicts import margins_from
 from analysis.workload import Workload, load_workload
-from loadtests.calibration_figures import REFERENCES, calibration_ratio
+from loadtests.measure.calibration_figures import REFERENCES, calibration_ratio
 
 WORKLOAD_FILE = "workload.toml"
 WIDE_INTERVAL = 0.30

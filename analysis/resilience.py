@@ -20,8 +20,8 @@ from analysis.charts import Chart
 from analysis.fault_charts import distance_chart, timeline_charts
 from analysis.palette import ordered
 from analysis.tidy import RunData
-from loadtests.fault_metrics import ACCEPTED_KINDS
 from loadtests.faults import fault_named, sectioned
+from loadtests.measure.fault_metrics import ACCEPTED_KINDS
 
 USER_FAULTS = sectioned("resilience")  # the split's key faults: microservices section
 FAULT_HEADERS = [

@@ -19,7 +19,7 @@ from analysis.claims import Claim
 from analysis.compare import Comparison, change, compare_runs
 from analysis.stats import Estimate
 from analysis.tidy import SUMMARISED, RunData
-from loadtests.thresholds import VERDICT, Threshold, parse_threshold
+from loadtests.run.thresholds import VERDICT, Threshold, parse_threshold
 
 WORSE = "worse"
 

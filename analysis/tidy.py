@@ -25,11 +25,11 @@ from hdrh.histogram import HdrHistogram
 from analysis.percentiles import pooled_percentiles
 from analysis.stats import Estimate, estimate
 from common.outcomes import BadInput
-from loadtests.capacity import finished_searches, summarise_searches
-from loadtests.cell_metrics import metrics_rows, percentile_histogram
-from loadtests.histograms import HistogramSet
-from loadtests.matrix import IDENTITY, CellSettings
-from loadtests.run_folder import SCHEMA_VERSION
+from loadtests.load.histograms import HistogramSet
+from loadtests.measure.capacity import finished_searches, summarise_searches
+from loadtests.measure.cell_metrics import metrics_rows, percentile_histogram
+from loadtests.run.matrix import IDENTITY, CellSettings
+from loadtests.run.run_folder import SCHEMA_VERSION
 
 CELL_KEY = list(IDENTITY)  # repetitions of one cell: the same identity, nothing else
 # Headline figures come from undisturbed cells next to their store: a fault cell or a distant

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from common.student_t import t_cdf, t_quantile, t_sf
-from loadtests.matrix import DEFAULT_MARGINS
+from loadtests.run.matrix import DEFAULT_MARGINS
 
 ALPHA = 0.05
 POWER = 0.80

@@ -49,7 +49,7 @@ class _CommandParser(OneLineParser):
 
 def _rules(texts: list[str] | None) -> list[str]:
     """``--fail-on`` rules, each parsed now so a typo stops before anything runs."""
-    from loadtests.thresholds import ThresholdError, parse_threshold
+    from loadtests.run.thresholds import ThresholdError, parse_threshold
 
     for text in texts or []:
         try:
@@ -86,10 +86,10 @@ def _report(run: RunData, rules: list[str], baseline: Path | None) -> int:
 def command_run(args: argparse.Namespace) -> int:
     """Run a matrix (or finish one), repeat what is undecided when asked, report, judge."""
     from authbench.until_decided import until_decided
-    from loadtests.matrix import parse_plant
-    from loadtests.processes import stop_on_sigterm_like_ctrl_c
-    from loadtests.runner import execute, new_run, print_summary, resumed_run
-    from loadtests.target import inspect_target
+    from loadtests.run.matrix import parse_plant
+    from loadtests.run.runner import execute, new_run, print_summary, resumed_run
+    from loadtests.services.processes import stop_on_sigterm_like_ctrl_c
+    from loadtests.services.target import inspect_target
 
     if args.target_url and args.resume:
         raise UsageError("--resume reads its target from the run folder: drop --target-url")
@@ -184,9 +184,9 @@ def command_selftest(args: argparse.Namespace) -> int:
     """The statistics on known truths: an A/A pair of runs, one with a planted cost."""
     from analysis.selftest import write_selftest
     from analysis.tidy import load_run
-    from loadtests.matrix import parse_plant
-    from loadtests.processes import stop_on_sigterm_like_ctrl_c
-    from loadtests.runner import execute, new_run
+    from loadtests.run.matrix import parse_plant
+    from loadtests.run.runner import execute, new_run
+    from loadtests.services.processes import stop_on_sigterm_like_ctrl_c
 
     if args.judge:
         first, second = (_run_folder(name, args.results) for name in args.judge)
@@ -219,7 +219,7 @@ def command_until_decided(args: argparse.Namespace) -> int:
 
 def command_micro(args: argparse.Namespace) -> int:
     """Print the in-process cost of each primitive; save it with --out."""
-    from loadtests.micro import format_table, run_micro_on_any_redis, write_micro_csv
+    from loadtests.measure.micro import format_table, run_micro_on_any_redis, write_micro_csv
 
     if args.kdf_iterations < 1:
         raise UsageError(f"--kdf-iterations {args.kdf_iterations}: must be 1 or more")
@@ -236,7 +236,7 @@ def command_matrices(args: argparse.Namespace) -> int:
     validated: a matrix that needs nginx is still listed on a machine without it)."""
     import tomllib
 
-    from loadtests.matrix import MATRICES_DIR
+    from loadtests.run.matrix import MATRICES_DIR
 
     for path in sorted(MATRICES_DIR.glob("*.toml")):
         description = " ".join(str(tomllib.loads(path.read_text()).get("description", "")).split())

@@ -24,9 +24,9 @@ from typing import Any
 from analysis.claims import PRIMARY, Side, judged_primary
 from analysis.tidy import RunData, RunFolderError, load_run
 from analysis.verdicts import EQUIVALENT, HIGHER, LOWER, MOST_REPETITIONS, Verdict
-from loadtests.matrix import Cell
-from loadtests.run_folder import write_json
-from loadtests.runner import resumed_run, run_extra_round
+from loadtests.run.matrix import Cell
+from loadtests.run.run_folder import write_json
+from loadtests.run.runner import resumed_run, run_extra_round
 
 PLANNED_LOOKS = 3
 DECIDED = (HIGHER, LOWER, EQUIVALENT)

@@ -31,13 +31,12 @@ from typing import Any
 import psutil
 
 from common.command_line import OneLineParser
-from loadtests.cell_metrics import write_metrics
-from loadtests.generator_parts import PARTS_DIR, merge_parts
-from loadtests.http_probe import call
-from loadtests.locust_process import USER_CLASSES
-from loadtests.ports import free_port, wait_for_port
-from loadtests.processes import stop_on_sigterm_like_ctrl_c
-from loadtests.run_folder import (
+from loadtests.load.generator_parts import PARTS_DIR, merge_parts
+from loadtests.load.http_probe import call
+from loadtests.load.locust_process import USER_CLASSES
+from loadtests.load.verify import Expected, verify_target
+from loadtests.measure.cell_metrics import write_metrics
+from loadtests.run.run_folder import (
     SCHEMA_VERSION,
     create_run_folder,
     environment,
@@ -45,7 +44,8 @@ from loadtests.run_folder import (
     utc_now,
     write_json,
 )
-from loadtests.verify import Expected, verify_target
+from loadtests.services.ports import free_port, wait_for_port
+from loadtests.services.processes import stop_on_sigterm_like_ctrl_c
 
 ROOT = Path(__file__).resolve().parent.parent
 DAEMON_JSON = Path("/etc/docker/daemon.json")

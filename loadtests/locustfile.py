@@ -7,8 +7,8 @@ to run just that one, e.g.:
 
 Scenarios: ReadUser (read), LoginUser (login), RefreshUser (refresh), LogoutUser (logout),
 MixedUser (mixed), RevocationUser (revocation), ValidationUser (validation). Settings come
-from AUTHBENCH_* environment variables (see loadtests/scenarios/base.py and
-loadtests/recorder.py).
+from AUTHBENCH_* environment variables (see loadtests/load/scenarios/base.py and
+loadtests/load/recorder.py).
 """
 
 import os
@@ -17,14 +17,14 @@ import sys
 # Locust imports this file by path: make the project importable however it was started.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from loadtests import recorder  # noqa: F401 - registers the HDR listeners
-from loadtests.scenarios.login import LoginUser
-from loadtests.scenarios.logout import LogoutUser
-from loadtests.scenarios.mixed import MixedUser
-from loadtests.scenarios.read import ReadUser
-from loadtests.scenarios.refresh import RefreshUser
-from loadtests.scenarios.revocation import RevocationUser
-from loadtests.scenarios.validation import ValidationUser
+from loadtests.load import recorder  # noqa: F401 - registers the HDR listeners
+from loadtests.load.scenarios.login import LoginUser
+from loadtests.load.scenarios.logout import LogoutUser
+from loadtests.load.scenarios.mixed import MixedUser
+from loadtests.load.scenarios.read import ReadUser
+from loadtests.load.scenarios.refresh import RefreshUser
+from loadtests.load.scenarios.revocation import RevocationUser
+from loadtests.load.scenarios.validation import ValidationUser
 
 __all__ = [
     "LoginUser",

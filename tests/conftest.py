@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from common.credentials import BENCH_PASSWORD
-from loadtests.private_redis import PrivateRedis, redis_url_from_env
-from loadtests.target_process import TargetNode
+from loadtests.services.private_redis import PrivateRedis, redis_url_from_env
+from loadtests.services.target_process import TargetNode
 
 TEST_USERS = 20
 TEST_KDF_ITERATIONS = 1000

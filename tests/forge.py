@@ -10,7 +10,7 @@ from typing import Any
 
 import jwt
 
-from loadtests.scenarios.forgery import b64url, b64url_json, decode_segment, flip_char
+from loadtests.load.scenarios.forgery import b64url, b64url_json, decode_segment, flip_char
 from targets.jwt_keys import KeyRing
 
 __all__ = ["b64url", "b64url_json", "decode_segment", "flip_char"]

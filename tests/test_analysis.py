@@ -21,7 +21,7 @@ from analysis.decision import LATE_MARK, decision_rows
 from analysis.stats import Estimate
 from analysis.tidy import load_run, summarise
 from analysis.verdicts import Margin
-from loadtests.cell_metrics import COLUMNS, cell_row
+from loadtests.measure.cell_metrics import COLUMNS, cell_row
 from tests.conftest import ReportedRun
 
 FIXTURE = Path(__file__).parent / "data" / "run-fixture"

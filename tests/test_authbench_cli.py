@@ -18,10 +18,10 @@ import pytest
 from analysis.summary import MAX_MARKDOWN_LINES, SCHEMA_FILE
 from authbench.cli import BAD_INPUT, SUBCOMMANDS, THRESHOLD
 from loadtests.compose_stack import ComposeInputError, meta_from_env
-from loadtests.matrix import MATRICES_DIR, MatrixError, load_matrix
-from loadtests.ports import free_port, wait_for_port
-from loadtests.runner import new_run
-from loadtests.thresholds import ThresholdError, parse_threshold
+from loadtests.run.matrix import MATRICES_DIR, MatrixError, load_matrix
+from loadtests.run.runner import new_run
+from loadtests.run.thresholds import ThresholdError, parse_threshold
+from loadtests.services.ports import free_port, wait_for_port
 from tests.planting import scale_server_cpu
 
 FIXTURE = Path(__file__).parent / "data" / "run-fixture"

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from loadtests.locust_process import LOCUSTFILE
-from loadtests.nginx_balancer import check_config, render_config
-from loadtests.ports import free_port
-from loadtests.target_process import TargetNode, get_health
-from loadtests.verify import LOGOUT_EVERYWHERE, THROUGH_BALANCER
+from loadtests.load.locust_process import LOCUSTFILE
+from loadtests.load.verify import LOGOUT_EVERYWHERE, THROUGH_BALANCER
+from loadtests.services.nginx_balancer import check_config, render_config
+from loadtests.services.ports import free_port
+from loadtests.services.target_process import TargetNode, get_health
 from targets.settings import environment_variables
 from tests.conftest import StartTarget, run_matrix
 

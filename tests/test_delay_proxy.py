@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from loadtests.delay_proxy import DelayProxy, added_round_trip_ms, proxied_url
-from loadtests.private_redis import PrivateRedis
+from loadtests.services.delay_proxy import DelayProxy, added_round_trip_ms, proxied_url
+from loadtests.services.private_redis import PrivateRedis
 
 
 @pytest.mark.parametrize("delay_ms", [1.0, 2.0, 5.0])

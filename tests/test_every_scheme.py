@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from loadtests.target_process import TargetNode
+from loadtests.services.target_process import TargetNode
 from tests.conftest import PASSWORD, client_for, launch, login
 
 SCHEMES = {

@@ -21,10 +21,10 @@ import psutil
 import pytest
 
 from analysis.tidy import load_run
-from loadtests.fault_metrics import fault_figures
-from loadtests.ports import free_port, wait_for_port
-from loadtests.private_redis import PrivateRedis
-from loadtests.processes import stop
+from loadtests.measure.fault_metrics import fault_figures
+from loadtests.services.ports import free_port, wait_for_port
+from loadtests.services.private_redis import PrivateRedis
+from loadtests.services.processes import stop
 from tests.conftest import run_matrix
 
 MATRIX = """

@@ -11,14 +11,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from loadtests.capacity import judge, search_rates
-from loadtests.cell_metrics import cell_row
-from loadtests.cell_run import CpuPlan
-from loadtests.locust_process import LocustRun
-from loadtests.matrix import Cell, CellSettings, SearchSettings
-from loadtests.run_folder import write_json
-from loadtests.sampling import Sampler
-from loadtests.trivial_server import TrivialServer
+from loadtests.load.locust_process import LocustRun
+from loadtests.measure.capacity import judge, search_rates
+from loadtests.measure.cell_metrics import cell_row
+from loadtests.measure.sampling import Sampler
+from loadtests.run.cell_run import CpuPlan
+from loadtests.run.matrix import Cell, CellSettings, SearchSettings
+from loadtests.run.run_folder import write_json
+from loadtests.services.trivial_server import TrivialServer
 
 
 def open_cell(

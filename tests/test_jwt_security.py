@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 
 from common.key_files import generate_private_key, new_kid, write_key
 from common.schemes import ALGORITHMS, JWT_LIBRARIES
-from loadtests.target_process import TargetNode
+from loadtests.services.target_process import TargetNode
 from targets.jwt_keys import KeyRing, load_key_ring
 from tests import forge
 from tests.conftest import client_for, launch, login

@@ -33,9 +33,9 @@ def test_analysis_importing_the_servers_code_breaks_the_contract(tmp_path: Path)
         shutil.copytree(ROOT / package, tmp_path / package,
                         ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
     shutil.copyfile(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
-    with (tmp_path / "loadtests" / "histograms.py").open("a") as module:
+    with (tmp_path / "loadtests" / "load" / "histograms.py").open("a") as module:
         module.write("\nimport targets.settings  # planted: analysis.percentiles imports this\n")
     done = lint_imports(tmp_path)
     assert done.returncode != 0
     assert "analysis is not allowed to import targets" in done.stdout
-    assert "loadtests.histograms -> targets.settings" in done.stdout
+    assert "loadtests.load.histograms -> targets.settings" in done.stdout

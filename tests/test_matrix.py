@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from common.schemes import ALGORITHMS, JWT_LIBRARIES, UnknownScheme, parse_scheme
-from loadtests.matrix import MatrixError, load_matrix
+from loadtests.run.matrix import MatrixError, load_matrix
 
 GOOD_GROUP = """
 [[cells]]

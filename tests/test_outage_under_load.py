@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import httpx
 
-from loadtests.private_redis import PrivateRedis
+from loadtests.services.private_redis import PrivateRedis
 from tests.conftest import StartTarget, client_for, login
 from tests.polling import RECOVERY_S, wait_for_status
 

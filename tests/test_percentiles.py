@@ -12,8 +12,8 @@ from hdrh.histogram import HdrHistogram
 from analysis.percentiles import Buckets, pooled_percentile, pooled_percentiles
 from analysis.stats import MIN_TAIL_REQUESTS
 from analysis.tidy import CELL_KEY, load_run
-from loadtests.cell_metrics import percentile_histogram
-from loadtests.histograms import HistogramSet, new_histogram
+from loadtests.load.histograms import HistogramSet, new_histogram
+from loadtests.measure.cell_metrics import percentile_histogram
 
 FIXTURE = Path(__file__).parent / "data" / "run-fixture"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import redis
 
-from loadtests.private_redis import PrivateRedis
+from loadtests.services.private_redis import PrivateRedis
 
 
 def test_private_redis_starts_serves_and_stops() -> None:

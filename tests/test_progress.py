@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from loadtests import console
-from loadtests.console import Progress
+from loadtests.run import console
+from loadtests.run.console import Progress
 
 
 class Clock:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from authbench.cli import SUBCOMMANDS
-from loadtests.matrix import MATRICES_DIR
+from loadtests.run.matrix import MATRICES_DIR
 
 ROOT = Path(__file__).parent.parent
 README = ROOT / "README.md"

@@ -17,13 +17,13 @@ import pytest
 
 from analysis.library import library_section
 from analysis.tidy import load_run
-from loadtests.cell_metrics import COLUMNS
-from loadtests.matrix import load_matrix
-from loadtests.run_folder import SCHEMA_VERSION
-from loadtests.runner import _nice_floor, interleaved_groups
-from loadtests.target_process import get_health, start_nodes
-from loadtests.trivial_server import TrivialServer
-from loadtests.verify import LOGOUT_EVERYWHERE, Expected, VerifyFailed, verify_target
+from loadtests.load.verify import LOGOUT_EVERYWHERE, Expected, VerifyFailed, verify_target
+from loadtests.measure.cell_metrics import COLUMNS
+from loadtests.run.matrix import load_matrix
+from loadtests.run.run_folder import SCHEMA_VERSION
+from loadtests.run.runner import _nice_floor, interleaved_groups
+from loadtests.services.target_process import get_health, start_nodes
+from loadtests.services.trivial_server import TrivialServer
 from tests.conftest import StartTarget, run_matrix
 
 TINY = """

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtests.histograms import FAILED, LATENCY, HistogramSet
+from loadtests.load.histograms import FAILED, LATENCY, HistogramSet
 from tests.conftest import run_matrix
 
 MATRIX = """

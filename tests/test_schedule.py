@@ -7,7 +7,7 @@ import statistics
 
 import pytest
 
-from loadtests.schedule import Schedule
+from loadtests.run.schedule import Schedule
 
 
 def test_uniform_streams_send_every_interval_and_count_the_window_exactly() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtests.matrix import MatrixError, load_matrix, with_planted_cost
+from loadtests.run.matrix import MatrixError, load_matrix, with_planted_cost
 from tests.conftest import StartTarget, client_for
 
 

@@ -15,8 +15,8 @@ import jwt
 import pytest
 
 from common.key_files import generate_private_key, new_kid, write_key
-from loadtests.scenarios.forgery import foreign_key, resigned, with_claims
-from loadtests.target_process import TargetNode
+from loadtests.load.scenarios.forgery import foreign_key, resigned, with_claims
+from loadtests.services.target_process import TargetNode
 from tests.conftest import PASSWORD, StartTarget
 
 SECRET = "introspection-test-secret"

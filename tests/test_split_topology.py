@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtests.verify import NO_KEY_ON_RESOURCES, ROLES_SPLIT
+from loadtests.load.verify import NO_KEY_ON_RESOURCES, ROLES_SPLIT
 from tests.conftest import run_matrix
 
 MATRIX = """

@@ -9,7 +9,7 @@ import pytest
 from scipy import stats as scipy_stats
 
 from analysis.stats import Estimate, difference, estimate
-from loadtests.capacity import Verdict, search_rates
+from loadtests.measure.capacity import Verdict, search_rates
 
 
 def test_interval_is_student_t_around_the_mean_it_shows() -> None:

@@ -16,7 +16,7 @@ import pytest
 from analysis.cost import cheapest, sizings, what_would_change
 from analysis.tidy import load_run
 from analysis.workload import Workload
-from loadtests.matrix import MatrixError, load_matrix
+from loadtests.run.matrix import MatrixError, load_matrix
 from targets.settings import SettingsError, parse_settings
 from tests.conftest import StartTarget, client_for, login, run_matrix
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from loadtests.ports import free_port, wait_for_port
-from loadtests.processes import spawn, stop
-from loadtests.trivial_server import TrivialServer
+from loadtests.services.ports import free_port, wait_for_port
+from loadtests.services.processes import spawn, stop
+from loadtests.services.trivial_server import TrivialServer
 from tests.conftest import TEST_USERS, StartTarget
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "starlette_sessions.py"

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
-    from loadtests.histograms import HistogramSet
-    from loadtests.matrix import Cell, CellSettings
-    from loadtests.private_redis import PrivateRedis
-    from loadtests.target_process import TargetNode
+    from loadtests.load.histograms import HistogramSet
+    from loadtests.run.matrix import Cell, CellSettings
+    from loadtests.services.private_redis import PrivateRedis
+    from loadtests.services.target_process import TargetNode
 
 
 @dataclass

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from loadtests.faults import fault_named
 from loadtests.faults.base import FaultTargets, FaultUnavailable
-from loadtests.generator_parts import WINDOW_OPEN_MARKER
+from loadtests.load.generator_parts import WINDOW_OPEN_MARKER
 
 if TYPE_CHECKING:
-    from loadtests.matrix import Cell
-    from loadtests.private_redis import PrivateRedis
-    from loadtests.target_process import TargetNode
+    from loadtests.run.matrix import Cell
+    from loadtests.services.private_redis import PrivateRedis
+    from loadtests.services.target_process import TargetNode
 
 WINDOW_WAIT_S = 60.0
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from loadtests.faults.base import Fault, FaultTargets
 
 if TYPE_CHECKING:
-    from loadtests.matrix import Cell
+    from loadtests.run.matrix import Cell
 
 
 class RedisFault(Fault):

@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any
 from common.key_files import generate_private_key, new_kid, write_key
 from common.schemes import is_hmac
 from loadtests.faults.base import Fault, FaultTargets
-from loadtests.histograms import FAILED, LATENCY, HistogramSet
-from loadtests.http_probe import service_counters
+from loadtests.load.histograms import FAILED, LATENCY, HistogramSet
+from loadtests.load.http_probe import service_counters
 
 if TYPE_CHECKING:
-    from loadtests.matrix import Cell, CellSettings
+    from loadtests.run.matrix import Cell, CellSettings
 
 RELOGIN_S = 0.5  # key-rotation cells: users take a fresh token this often
 UNKNOWN_KID = "/me (unknown kid)"  # the read scenario's name for its made-up-kid requests
