@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 IN_CI = bool(os.environ.get("CI"))
 LOCUST_SOURCES = [
-    ROOT / "loadtests" / "recorder.py",
-    *(ROOT / "loadtests" / "scenarios").glob("*.py"),
+    ROOT / "loadtests" / "load" / "recorder.py",
+    *(ROOT / "loadtests" / "load" / "scenarios").glob("*.py"),
 ]
 
 
