@@ -113,6 +113,10 @@ def test_tiny_matrix_runs_end_to_end_and_leaves_a_complete_run_folder(tmp_path: 
     ]
     assert started == sorted(started)  # run in the order the manifest records
     assert manifest["order"].startswith("rotated")
+    # Six windows of 1.5 s measured, within the run's wall clock (DESIGN: measured and total).
+    assert manifest["measured_s"] == pytest.approx(6 * 1.5, abs=0.3)
+    assert manifest["measured_s"] < manifest["total_s"]
+    assert "measured windows: 9 s of" in stdout
     rows = read_metrics(run_dir)
     assert [row["status"] for row in rows] == ["complete"] * 6
     by_scheme = {(row["scheme"], row["topology"], row["library"]): row for row in rows}

@@ -31,6 +31,23 @@ def utc_now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
+def measured_seconds(run_dir: Path) -> float:
+    """Seconds of measured windows in the run folder: every cell's and every capacity probe's
+    (the generator ceiling and the warm-ups are not measurements of the matrix)."""
+    windows = [*run_dir.glob("cells/*/window.json"), *run_dir.glob("capacity/*/*/window.json")]
+    total = 0.0
+    for path in windows:
+        window = json.loads(path.read_text())
+        total += window["window_end"] - window["window_start"]
+    return round(total, 1)
+
+
+def elapsed_seconds(started: str, ended: str) -> float:
+    """Wall-clock seconds between two of the manifest's timestamps."""
+    delta = dt.datetime.fromisoformat(ended) - dt.datetime.fromisoformat(started)
+    return round(delta.total_seconds(), 1)
+
+
 def create_run_folder(results_root: Path, label: str) -> Path:
     """A new, empty ``results/<run-id>/``; the id is UTC time plus the label."""
     results_root.mkdir(parents=True, exist_ok=True)

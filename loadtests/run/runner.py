@@ -42,7 +42,9 @@ from loadtests.run.matrix import Cell, CellSettings, Matrix, load_matrix, with_p
 from loadtests.run.run_folder import (
     SCHEMA_VERSION,
     create_run_folder,
+    elapsed_seconds,
     environment,
+    measured_seconds,
     point_latest,
     utc_now,
     write_json,
@@ -399,7 +401,11 @@ def execute(run: Run, with_micro: bool = True) -> list[dict[str, Any]]:
         shutil.rmtree(run.keys_dir, ignore_errors=True)
     rows = write_metrics(run.run_dir)
     write_capacity(run.run_dir)
-    run.manifest.update(status="complete", ended=utc_now())
+    ended = utc_now()
+    # DESIGN round 3: how much of the wall clock was measured windows (a resumed run's total
+    # spans its interruption too).
+    run.manifest.update(status="complete", ended=ended, measured_s=measured_seconds(run.run_dir),
+                        total_s=elapsed_seconds(run.manifest["started"], ended))  # fmt: skip
     write_json(run.run_dir / "manifest.json", run.manifest)
     return rows
 
@@ -519,6 +525,9 @@ def print_summary(rows: list[dict[str, Any]], run: Run) -> int:
     failed = sum(1 for row in rows if row["status"] != "complete")
     ceilings = ", ".join(f"{k} process(es): {v:.0f} rps" for k, v in sorted(run.ceilings.items()))
     print(f"\ngenerator ceiling: {ceilings}")
+    measured, total = run.manifest.get("measured_s"), run.manifest.get("total_s")
+    if measured is not None and total:
+        print(f"measured windows: {measured:.0f} s of {total:.0f} s ({measured / total:.0%})")
     for row in capacity_rows(run.run_dir):
         interval = (
             f" [{row['capacity_lo']:.0f}, {row['capacity_hi']:.0f}]"
