@@ -21,12 +21,12 @@ from analysis.palette import ordered
 from analysis.resilience import Section, Table
 from analysis.stats import NOT_MEASURED, Estimate, paired_difference
 from analysis.tidy import RunData
-from common.schemes import JWT_LIBRARIES, parse_scheme
+from common.schemes import DEFAULT_JWT_LIBRARY, JWT_LIBRARIES, parse_scheme
 
 HEADERS = [
     "algorithm", "library", "auth step per read (server-timed)",
     "server CPU per read at saturation",
-    f"CPU per read vs {JWT_LIBRARIES[0]} (paired)", "server CPU per read at equal load",
+    f"CPU per read vs {DEFAULT_JWT_LIBRARY} (paired)", "server CPU per read at equal load",
     "verify in process (median [IQR])", "raw signature check", "library's share of verify",
 ]  # fmt: skip
 INTRO = (
@@ -34,7 +34,7 @@ INTRO = (
     "algorithm only, typ, kid, iss, aud, exp with leeway, refresh rotation). Auth step: the "
     "verification of the token per read as the server timed it, at saturation (closed model). "
     "Server figures are means with their 95% interval over repetitions; the difference from "
-    f"{JWT_LIBRARIES[0]} pairs the repetitions, which ran interleaved. In process: micro.csv's "
+    f"{DEFAULT_JWT_LIBRARY} pairs the repetitions, which ran interleaved. In process: micro.csv's "
     "verify_access through the server's own TokenService beside the bare cryptography of the "
     "same bytes; the library's share is 1 - raw / library."
 )
@@ -50,10 +50,10 @@ def _micro(run: RunData, scheme: str, layer: str, op: str) -> pd.Series | None:
 
 
 def _versus_default(run: RunData, scheme: str, library: str) -> str:
-    if library == JWT_LIBRARIES[0]:
+    if library == DEFAULT_JWT_LIBRARY:
         return "—"
     first = {**SATURATION, "scheme": scheme, "library": library}
-    second = {**SATURATION, "scheme": scheme, "library": JWT_LIBRARIES[0]}
+    second = {**SATURATION, "scheme": scheme, "library": DEFAULT_JWT_LIBRARY}
     # CPU per request stays a fair figure when the generator, not the server, bound the cell;
     # such a pair is kept and marked, as the cells themselves are.
     pairs = run.pairs("server_cpu_us_per_req", first, second, usable_only=False)

@@ -20,8 +20,9 @@ DEFAULT_ALG = "RS256"
 SESSION_STORES = ("memory", "redis")
 JWT_VARIANTS = ("deny", "introspect")
 # The libraries a JWT server signs and verifies with: a setting beside the scheme id, never part
-# of it (``jwt-ES256`` is the same design whichever library runs it); the first is the default.
+# of it (``jwt-ES256`` is the same design whichever library runs it).
 JWT_LIBRARIES = ("pyjwt", "joserfc", "jwcrypto")
+DEFAULT_JWT_LIBRARY = JWT_LIBRARIES[0]
 
 
 class UnknownScheme(ValueError):

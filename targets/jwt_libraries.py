@@ -31,7 +31,6 @@ from jwcrypto.common import JWException
 
 from common.schemes import JWT_LIBRARIES, is_hmac
 
-DEFAULT_LIBRARY = JWT_LIBRARIES[0]
 REQUIRED_CLAIMS = ("exp", "iat", "sub", "iss", "aud", "jti")
 
 # RFC 9864 deprecates the polymorphic "EdDSA" in favour of "Ed25519"; the suite's scheme ids keep

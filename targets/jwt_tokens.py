@@ -20,8 +20,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from common.schemes import DEFAULT_JWT_LIBRARY
 from targets.jwt_keys import KeyRing
-from targets.jwt_libraries import DEFAULT_LIBRARY, LibraryRefused, jwt_library
+from targets.jwt_libraries import LibraryRefused, jwt_library
 
 ACCESS_TYP = "at+jwt"
 REFRESH_TYP = "refresh+jwt"
@@ -65,7 +66,7 @@ class TokenService:
         access_ttl_s: int,
         refresh_ttl_s: int,
         leeway_s: int,
-        library: str = DEFAULT_LIBRARY,
+        library: str = DEFAULT_JWT_LIBRARY,
     ) -> None:
         self._keys = keys
         self._issuer = issuer

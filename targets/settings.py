@@ -19,6 +19,7 @@ from common.command_line import OneLineParser
 from common.schemes import (
     ALGORITHMS,
     DEFAULT_ALG,
+    DEFAULT_JWT_LIBRARY,
     HMAC_ALGORITHMS,
     JWT_LIBRARIES,
     parse_scheme,
@@ -73,7 +74,7 @@ class ServerSettings:
     downstream: str | None = None
     planted_cost_us: int = 0
     store_cache: int = 0
-    jwt_library: str = JWT_LIBRARIES[0]
+    jwt_library: str = DEFAULT_JWT_LIBRARY
 
     @property
     def issues(self) -> bool:
@@ -149,7 +150,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add(
         "--jwt-library",
         choices=JWT_LIBRARIES,
-        help=f"library that signs and verifies tokens (jwt only; default {JWT_LIBRARIES[0]})",
+        help=f"library that signs and verifies tokens (jwt only; default {DEFAULT_JWT_LIBRARY})",
     )
     add("--host", default="127.0.0.1", help="address to listen on")
     add("--port", type=_bounded_int(1, 65535), default=8000, help="port to listen on")
@@ -386,7 +387,7 @@ def parse_settings(
         downstream=ns.downstream.rstrip("/") if ns.downstream else None,
         planted_cost_us=ns.planted_cost_us,
         store_cache=ns.store_cache,
-        jwt_library=ns.jwt_library or JWT_LIBRARIES[0],
+        jwt_library=ns.jwt_library or DEFAULT_JWT_LIBRARY,
     )
     _check_store_cache(settings)
     return settings

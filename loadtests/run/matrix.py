@@ -23,7 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from common.outcomes import BadInput
-from common.schemes import ALGORITHMS, JWT_LIBRARIES, Scheme, parse_scheme, valid_scheme
+from common.schemes import (
+    ALGORITHMS,
+    DEFAULT_JWT_LIBRARY,
+    JWT_LIBRARIES,
+    Scheme,
+    parse_scheme,
+    valid_scheme,
+)
 from loadtests.faults import NAMES, fault_named
 from loadtests.run.schedule import ARRIVALS
 from loadtests.run.thresholds import ThresholdError, parse_threshold
@@ -91,7 +98,7 @@ class CellSettings:
     persistence: str = "none"
     sliding_session: bool = False
     store_cache_s: int = 0
-    library: str = JWT_LIBRARIES[0]  # the JWT library of the servers (JWT schemes only)
+    library: str = DEFAULT_JWT_LIBRARY  # the JWT library of the servers (JWT schemes only)
     hops: int = 1
     introspect_cache_s: int = 0
     jwks_cooldown_s: float = 2.0

@@ -322,8 +322,10 @@ def choose_equal_load(run: Run, cells: list[Cell]) -> dict[str, dict[str, Any]]:
         figures: dict[str, tuple[float, str]] = {}
         for cell in members:
             found = capacities.get((cell.scheme, cell.scenario, cell.topology, cell.nodes))
-            name = cell.scheme + "".join(f" ({arg})" for arg in cell.library_args()[1:])
-            if found and not cell.library_args():
+            library = cell.settings.library
+            default = library == CellSettings.library
+            name = cell.scheme if default else f"{cell.scheme} ({library})"
+            if found and default:  # capacity is searched with the default library only
                 figures[name] = (found, "capacity at the SLO")
             elif closed := closed_throughput(closed_rows, cell):
                 figures[name] = (closed, "closed-model throughput")
