@@ -19,6 +19,8 @@ FAIL_ON ?=
 REPLICAS ?= 2
 WORKERS ?= 2
 TARGET ?= http://nginx:80
+# Most tests wait on timed load windows, so 4 files in parallel fit 2 cores.
+TEST_WORKERS ?= 4
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
 .DEFAULT_GOAL := help
@@ -36,8 +38,9 @@ $(READY): pyproject.toml
 
 setup: $(READY) ## create .venv and install authbench with its dependencies
 
-test: $(READY) ## run the test suite (real servers, real Redis)
-	$(PY) -m pytest
+test: $(READY) ## run the test suite (real servers, real Redis): TEST_WORKERS files at a time, then the rate tests alone
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not quiet_machine"
+	$(PY) -m pytest -m quiet_machine
 
 bench: $(READY) ## run the quick matrix (about 9-10 min) and report it; UNTIL=decided [BUDGET=900] repeats what is undecided
 	$(AB) run --matrix $(MATRIX) $(if $(UNTIL),--until $(UNTIL) --budget-s $(BUDGET)) $(if $(FAIL_ON),--fail-on '$(FAIL_ON)')

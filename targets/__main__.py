@@ -2,7 +2,8 @@
 
 Start-up problems (bad option, port in use, unusable keys folder, an issuer whose JWKS cannot be
 fetched) end with one line on stderr
-and a non-zero exit, never a traceback.
+and a non-zero exit, never a traceback. The web stack (half a second of imports) loads only once
+the options are valid and the port is bound, so a bad option or a busy port fails at once.
 """
 
 from __future__ import annotations
@@ -10,12 +11,6 @@ from __future__ import annotations
 import socket
 import sys
 
-import uvicorn
-
-from targets.app import create_app
-from targets.context import build_context
-from targets.jwks_cache import JwksUnavailable
-from targets.jwt_keys import KeysFolderError
 from targets.settings import ServerSettings, SettingsError, parse_settings
 
 PROG = "authbench serve"
@@ -58,6 +53,13 @@ def serve(argv: list[str] | None) -> None:
     except SettingsError as exc:
         fail(str(exc))
     sock = bind(settings)
+    import uvicorn
+
+    from targets.app import create_app
+    from targets.context import build_context
+    from targets.jwks_cache import JwksUnavailable
+    from targets.jwt_keys import KeysFolderError
+
     try:
         app = create_app(build_context(settings))
     except (KeysFolderError, JwksUnavailable, OSError) as exc:

@@ -27,6 +27,8 @@ from loadtests.services.private_redis import PrivateRedis
 from loadtests.services.processes import stop
 from tests.conftest import run_matrix
 
+pytestmark = pytest.mark.long_running
+
 MATRIX = """
 generator_ceiling_rps = 100000
 [defaults]

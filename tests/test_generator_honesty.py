@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from loadtests.load.locust_process import LocustRun
 from loadtests.measure.capacity import judge, search_rates
 from loadtests.measure.cell_metrics import cell_row
@@ -69,6 +71,7 @@ def test_unsent_and_late_requests_are_recorded_when_the_rate_exceeds_the_generat
     assert row["late"] is True
 
 
+@pytest.mark.quiet_machine
 def test_an_open_cell_within_reach_sends_everything_on_time(tmp_path: Path) -> None:
     cpus = CpuPlan.for_this_machine()
     with TrivialServer(cpus.servers) as server:
@@ -79,6 +82,7 @@ def test_an_open_cell_within_reach_sends_everything_on_time(tmp_path: Path) -> N
     assert row["late"] is False
 
 
+@pytest.mark.quiet_machine
 def test_two_processes_offer_the_total_rate_not_twice_it(tmp_path: Path) -> None:
     cpus = CpuPlan.for_this_machine(generator_processes=2)
     cell = open_cell(rate=400, users=8, processes=2, duration_s=2.0)
@@ -96,6 +100,7 @@ def test_two_processes_offer_the_total_rate_not_twice_it(tmp_path: Path) -> None
     assert row["unsent"] == 0
 
 
+@pytest.mark.quiet_machine
 def test_capacity_search_finds_the_limit_of_a_fixed_cost_target(tmp_path: Path) -> None:
     """A target that holds its loop 2 ms per request cannot serve more than 500 requests/s."""
     cpus = CpuPlan.for_this_machine()

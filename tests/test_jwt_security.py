@@ -22,6 +22,8 @@ from targets.jwt_keys import KeyRing, load_key_ring
 from tests import forge
 from tests.conftest import client_for, launch, login
 
+pytestmark = pytest.mark.long_running
+
 ASYMMETRIC = [alg for alg in ALGORITHMS if not alg.startswith("HS")]
 # Another algorithm the same key material can sign with, when there is one.
 SAME_KEY_OTHER_ALG = {

@@ -26,6 +26,8 @@ from loadtests.services.target_process import get_health, start_nodes
 from loadtests.services.trivial_server import TrivialServer
 from tests.conftest import StartTarget, run_matrix
 
+pytestmark = pytest.mark.long_running
+
 TINY = """
 [defaults]
 users = 3

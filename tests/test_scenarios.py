@@ -10,6 +10,8 @@ import pytest
 from loadtests.load.histograms import FAILED, LATENCY, HistogramSet
 from tests.conftest import run_matrix
 
+pytestmark = pytest.mark.long_running
+
 MATRIX = """
 generator_ceiling_rps = 100000
 [defaults]

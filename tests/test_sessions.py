@@ -11,6 +11,8 @@ import pytest
 
 from tests.conftest import StartTarget, client_for, login
 
+pytestmark = pytest.mark.long_running
+
 STORES = ["redis", "memory"]
 
 

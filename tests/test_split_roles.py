@@ -19,6 +19,8 @@ from loadtests.load.scenarios.forgery import foreign_key, resigned, with_claims
 from loadtests.services.target_process import TargetNode
 from tests.conftest import PASSWORD, StartTarget
 
+pytestmark = pytest.mark.long_running
+
 SECRET = "introspection-test-secret"
 
 

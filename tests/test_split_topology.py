@@ -15,6 +15,8 @@ import pytest
 from loadtests.load.verify import NO_KEY_ON_RESOURCES, ROLES_SPLIT
 from tests.conftest import run_matrix
 
+pytestmark = pytest.mark.long_running
+
 MATRIX = """
 generator_ceiling_rps = 100000
 [defaults]

@@ -20,6 +20,8 @@ from loadtests.run.matrix import MatrixError, load_matrix
 from targets.settings import SettingsError, parse_settings
 from tests.conftest import StartTarget, client_for, login, run_matrix
 
+pytestmark = pytest.mark.long_running
+
 CACHE_S = 2
 SLACK_S = 0.5  # a replay round trip and the poll's pause, generously
 

@@ -21,6 +21,8 @@ from loadtests.services.processes import spawn, stop
 from loadtests.services.trivial_server import TrivialServer
 from tests.conftest import TEST_USERS, StartTarget
 
+pytestmark = pytest.mark.long_running
+
 EXAMPLE = Path(__file__).parent.parent / "examples" / "starlette_sessions.py"
 MATRIX = """
 [defaults]
