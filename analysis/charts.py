@@ -439,9 +439,15 @@ def revocation_chart(run: RunData, out: Path) -> Chart | None:
     if frame.empty:
         return None
     rows = [frame[frame["scheme"] == s].iloc[0] for s in ordered(frame["scheme"].tolist())]
+    # A cell that observed no revocation (NaN) has no bar; with none left there is no chart,
+    # where a log axis of nothing but NaN would stop the report.
+    rows = [r for r in rows if not math.isnan(r["revocation_delay_ms"].value)]
+    if not rows:
+        return None
     floor_ms = 0.01  # a refusal at the first replay shows as this, so the log axis can hold it
     medians = [max(r["revocation_delay_ms"].value, floor_ms) for r in rows]
-    longest = [max(r["max_ms"].value, floor_ms) for r in rows]
+    # max(mid, NaN) is mid: a cell without a longest delay draws no whisker
+    longest = [max(mid, r["max_ms"].value) for r, mid in zip(rows, medians, strict=True)]
     figure, axis = plt.subplots(figsize=(9, 4))
     axis.bar(
         range(len(rows)),

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
+from analysis.charts import revocation_chart
 from analysis.claims import SUPPORTED, UNDECIDED, check_claims
 from analysis.compare import Figure, below_resolution, compare_runs, comparison_rows, warnings
 from analysis.decision import LATE_MARK, decision_rows
@@ -345,3 +346,21 @@ def test_a_latency_below_the_smallest_effect_of_interest_decides_nothing() -> No
     latency = Margin(relative=0.10, absolute=0.1)
     assert "below 0.1 ms" in below_resolution(figure(0.004), latency).unjudged
     assert below_resolution(figure(2.0), latency).judged
+
+
+def test_revocation_cells_that_observed_no_revocation_draw_no_chart_and_stop_no_report(
+    run_copy: Path, tmp_path: Path
+) -> None:
+    """Bug caught: every revocation delay NaN (nothing revoked inside a loaded window) gave a
+    log axis with no positive value, and matplotlib's error stopped ``authbench run`` after its
+    cells had finished, with a traceback."""
+    for cell in run_copy.glob("cells/*__revocation__*"):
+        for raw in [cell / "hdr.json", *cell.glob("generator-parts/*.json")]:
+            histograms = json.loads(raw.read_text())
+            if "revocation delay" in histograms.get("latency_us", {}):
+                del histograms["latency_us"]["revocation delay"]
+                raw.write_text(json.dumps(histograms))
+    run = load_run(run_copy)
+    assert run.headline(scenario="revocation", topology="single")["scheme"].size == 2
+    assert revocation_chart(run, tmp_path) is None
+    assert revocation_chart(load_run(FIXTURE), tmp_path) is not None
