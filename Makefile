@@ -30,10 +30,12 @@ COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compos
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
+# --no-compile: Python compiles a module when it is first imported; compiling every installed
+# module up front took half of a fresh setup here (31 s of 50).
 $(READY): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --no-compile -e '.[dev]'
 	touch $(READY)
 
 setup: $(READY) ## create .venv and install authbench with its dependencies
