@@ -9,7 +9,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -264,5 +263,5 @@ def test_your_own_work_adds_to_every_scheme_and_gives_authentications_share(
     assert table.loc[es256.label, "p50 added of budget"].startswith(
         f"{added:.2f} ms = {added / 50:.1%} ["
     )
-    without = sizings(load_run(FIXTURE), replace(workload, app_cpu_us_per_req=None))
+    without = sizings(load_run(FIXTURE), workload.model_copy(update={"app_cpu_us_per_req": None}))
     assert cheapest(rows)[1] == cheapest(without)[1]  # the same work for all: same answer
