@@ -33,11 +33,11 @@ def number(
 ) -> Any:
     """A TOML number's annotation with its lower bound: an int stays an int, a float is finite."""
     bound = {"ge": at_least} if at_least is not None else {"gt": above} if above is not None else {}
-    whole_number = Annotated[int, Field(**bound)]  # type: ignore[call-overload]
     if whole:
-        return whole_number
-    finite = Annotated[float, Field(allow_inf_nan=False, **bound)]  # type: ignore[call-overload]
-    return whole_number | finite
+        return Annotated[int, Field(**bound)]  # type: ignore[call-overload]
+    # The bound applies to either: an int branch bounded by 0.5 would not build.
+    finite = Annotated[float, Field(allow_inf_nan=False)]
+    return Annotated[int | finite, Field(**bound)]  # type: ignore[call-overload]
 
 
 def choice(options: tuple[str, ...]) -> Any:

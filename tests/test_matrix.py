@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from common.schemes import ALGORITHMS, JWT_LIBRARIES, UnknownScheme, parse_scheme
-from loadtests.run.matrix import MatrixError, load_matrix
+from loadtests.run.matrix import (
+    SEARCH_KEYS,
+    SETTING_KEYS,
+    MatrixError,
+    SearchTable,
+    SettingsTable,
+    load_matrix,
+)
 
 GOOD_GROUP = """
 [[cells]]
@@ -137,6 +144,19 @@ def test_full_matrix_has_every_scenario_two_and_four_nodes_and_three_repetitions
         ("equal_load_rate = 'fast'\n" + GOOD_GROUP, "equal_load_rate: 'fast' is not a number"),
         ("[margins]\ndisk = 0.1\n" + GOOD_GROUP, "unknown key"),
         ("[margins]\nlatency = {relative = 0.1, absolute = 'x'}\n" + GOOD_GROUP, "not a number"),
+        # Types pydantic checks strictly: none of these may be read as something else.
+        ("[defaults]\nrate = nan\n" + GOOD_GROUP, "rate: nan is not a number"),
+        ("[defaults]\nrepetitions = 2.0\n" + GOOD_GROUP, "repetitions: 2.0 is not a whole number"),
+        ("[defaults]\npopulation = '50'\n" + GOOD_GROUP, "population: '50' is not a whole number"),
+        ("[defaults]\nwarmup_s = true\n" + GOOD_GROUP, "warmup_s: True is not a number"),
+        (GOOD_GROUP + "equal_load = 1\n", "equal_load: 1 is not true or false"),
+        (GOOD_GROUP + "model = 1\n", "model: unknown model 1 (valid: closed, open)"),
+        ("selftest = 'yes'\n" + GOOD_GROUP, "selftest: 'yes' is not true or false"),
+        (
+            GOOD_GROUP + "[capacity]\nschemes = ['none']\ntopologies = ['single']\n"
+            "scenarios = ['read']\nsearches = 0\n",
+            "capacity.searches: 0 must be at least 1",
+        ),
         (
             "include = ['nowhere']\n" + GOOD_GROUP,
             "no such matrix 'nowhere' (shipped: balancer, cache, faults",
@@ -294,3 +314,10 @@ def test_a_scheme_id_is_parsed_once_into_what_it_says(
 def test_a_malformed_scheme_id_is_refused(scheme_id: str) -> None:
     with pytest.raises(UnknownScheme, match=re.escape(repr(scheme_id))):
         parse_scheme(scheme_id)
+
+
+def test_the_validation_tables_name_every_setting_in_order() -> None:
+    """Bug caught: a setting added to CellSettings or SearchSettings but not to its pydantic
+    table would be refused as unknown, or checked in another order than documented."""
+    assert tuple(SettingsTable.model_fields) == SETTING_KEYS
+    assert tuple(SearchTable.model_fields) == SEARCH_KEYS

@@ -8,7 +8,9 @@ load. An optional ``[capacity]`` table asks for a capacity search per scheme
 (``loadtests/measure/capacity.py``). A ``fault`` (``redis-outage``, ``redis-stall``, ``node-kill``)
 is injected ``fault_at_s`` into the measured window and lasts ``fault_s``; each fault cell gets
 fresh services of its own. The axes keep the same names everywhere: in the file, the cell id, the
-CSV columns and the charts. Any problem is one line naming the file, the key and the choices.
+CSV columns and the charts. Every value is checked by pydantic (``SettingsTable``, ``SearchTable``
+and ``common.validation``: strict TOML types, bounds, choices); any problem is one line naming
+the file, the key and the choices.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from common.outcomes import BadInput
 from common.schemes import (
     ALGORITHMS,
@@ -31,6 +35,7 @@ from common.schemes import (
     parse_scheme,
     valid_scheme,
 )
+from common.validation import STRICT, TableError, checked, choice, number, validated
 from loadtests.faults import NAMES, fault_named
 from loadtests.run.schedule import ARRIVALS
 from loadtests.run.thresholds import ThresholdError, parse_threshold
@@ -108,6 +113,49 @@ class CellSettings:
 
 
 SETTING_KEYS = tuple(asdict(CellSettings()))
+
+
+class SettingsTable(BaseModel):
+    """What a matrix may set of CellSettings, key by key: type, bound, choices (same order)."""
+
+    model_config = STRICT
+
+    warmup_s: number(at_least=0) | None = None
+    duration_s: number(at_least=0.5) | None = None
+    repetitions: number(at_least=1, whole=True) | None = None
+    model: choice(MODELS) | None = None
+    rate: number(at_least=0) | None = None
+    arrivals: choice(ARRIVALS) | None = None
+    population: number(at_least=1, whole=True) | None = None
+    kdf_iterations: number(at_least=1000, whole=True) | None = None
+    access_ttl: number(at_least=1, whole=True) | None = None
+    generator_processes: number(at_least=1, whole=True) | None = None
+    balancer: choice(BALANCERS) | None = None
+    equal_load: bool | None = None
+    store_delay_ms: number(at_least=0) | None = None
+    fault: choice(FAULTS[1:]) | None = None
+    fault_at_s: number(at_least=0.5) | None = None
+    fault_s: number(at_least=0.1) | None = None
+    persistence: choice(PERSISTENCE) | None = None
+    sliding_session: bool | None = None
+    store_cache_s: number(at_least=0, whole=True) | None = None
+    library: choice(JWT_LIBRARIES) | None = None
+    hops: number(at_least=1, whole=True) | None = None
+    introspect_cache_s: number(at_least=0, whole=True) | None = None
+    jwks_cooldown_s: number(at_least=0.05) | None = None
+    jwks_ttl_s: number(at_least=1, whole=True) | None = None
+    kid_flood_share: number(at_least=0) | None = None
+    planted_cost_us: number(at_least=0, whole=True) | None = None
+
+
+SETTING_NOUNS = {
+    "model": "model",
+    "arrivals": "arrival process",
+    "balancer": "balancer",
+    "fault": "fault",
+    "persistence": "persistence",
+    "library": "JWT library",
+}
 GROUP_KEYS = AXIS_KEYS + SETTING_KEYS
 
 # A cell's identity, defined once for the runner, the metrics, the analysis and compare. The
@@ -320,6 +368,24 @@ class SearchSettings:
 
 
 SEARCH_KEYS = tuple(asdict(SearchSettings()))
+
+
+class SearchTable(BaseModel):
+    """What ``[capacity]`` may set of SearchSettings, key by key (same order)."""
+
+    model_config = STRICT
+
+    start_rps: number(at_least=0) | None = None
+    step_rps: number(at_least=0) | None = None
+    resolution_rps: number(at_least=0) | None = None
+    max_steps: number(at_least=1, whole=True) | None = None
+    searches: number(at_least=1, whole=True) | None = None
+    min_requests: number(at_least=0, whole=True) | None = None
+    slo_p99_ms: number(at_least=0) | None = None
+    slo_error_rate: number(at_least=0) | None = None
+    min_achieved: number(at_least=0) | None = None
+
+
 FIXED_IN_SEARCH = ("model", "rate", "repetitions", "equal_load")
 CAPACITY_KEYS = (
     *AXIS_KEYS,
@@ -353,8 +419,26 @@ def _fail(source: str, key: str, problem: str) -> MatrixError:
 
 
 def _check_choice(source: str, key: str, value: Any, choices: tuple[str, ...], noun: str) -> None:
-    if value not in choices:
-        raise _fail(source, key, f"unknown {noun} {value!r} (valid: {', '.join(choices)})")
+    _checked(source, key, choice(choices), value, noun)
+
+
+def _checked(source: str, key: str, annotation: Any, value: Any, noun: str = "") -> Any:
+    """One value checked by pydantic (``common.validation``), or the one-line MatrixError."""
+    try:
+        return checked(key, annotation, value, noun)
+    except TableError as exc:
+        raise _fail(source, exc.key, exc.problem) from None
+
+
+def _table(
+    source: str, prefix: str, model: type[BaseModel], table: dict[str, Any], keys: tuple[str, ...]
+) -> dict[str, Any]:
+    """The ``keys`` a table gives, checked by ``model``: only what was given, as given."""
+    given = {key: table[key] for key in keys if key in table}
+    try:
+        return validated(model, given, SETTING_NOUNS).model_dump(exclude_unset=True)
+    except TableError as exc:
+        raise _fail(source, prefix + exc.key, exc.problem) from None
 
 
 def _as_list(source: str, key: str, value: Any) -> list[Any]:
@@ -364,47 +448,10 @@ def _as_list(source: str, key: str, value: Any) -> list[Any]:
     return values
 
 
-def _number(source: str, key: str, value: Any, *, minimum: float, integer: bool) -> Any:
-    kind = int if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind):
-        raise _fail(source, key, f"{value!r} is not a {'whole ' if integer else ''}number")
-    if value < minimum:
-        raise _fail(source, key, f"{value} must be at least {minimum:g}")
-    return value
-
-
 def _settings(source: str, table: dict[str, Any], base: CellSettings) -> CellSettings:
-    updates: dict[str, Any] = {}
-    minimums = {"warmup_s": 0, "duration_s": 0.5, "repetitions": 1, "rate": 0, "population": 1,
-                "kdf_iterations": 1000, "access_ttl": 1, "generator_processes": 1,
-                "store_delay_ms": 0, "fault_at_s": 0.5, "fault_s": 0.1, "hops": 1,
-                "introspect_cache_s": 0, "jwks_cooldown_s": 0.05, "kid_flood_share": 0,
-                "planted_cost_us": 0, "store_cache_s": 0, "jwks_ttl_s": 1}  # fmt: skip
-    for key in SETTING_KEYS:
-        if key not in table:
-            continue
-        value = table[key]
-        if key == "model":
-            _check_choice(source, key, value, MODELS, "model")
-        elif key == "arrivals":
-            _check_choice(source, key, value, ARRIVALS, "arrival process")
-        elif key in ("equal_load", "sliding_session"):
-            if not isinstance(value, bool):
-                raise _fail(source, key, f"{value!r} is not true or false")
-        elif key == "fault":
-            _check_choice(source, key, value, FAULTS[1:], "fault")
-        elif key == "persistence":
-            _check_choice(source, key, value, PERSISTENCE, "persistence")
-        elif key == "library":
-            _check_choice(source, key, value, JWT_LIBRARIES, "JWT library")
-        elif key == "balancer":
-            _check_choice(source, key, value, BALANCERS, "balancer")
-            if value == "nginx" and not nginx_installed():
-                raise _fail(source, key, "nginx is not installed (apt-get install nginx)")
-        else:
-            integer = isinstance(getattr(CellSettings(), key), int)
-            value = _number(source, key, value, minimum=minimums[key], integer=integer)
-        updates[key] = value
+    updates = _table(source, "", SettingsTable, table, SETTING_KEYS)
+    if updates.get("balancer") == "nginx" and not nginx_installed():
+        raise _fail(source, "balancer", "nginx is not installed (apt-get install nginx)")
     merged = replace(base, **updates)
     if merged.equal_load and merged.model != "open":
         raise _fail(source, "equal_load", "equal load is an open-model setting (model = 'open')")
@@ -443,11 +490,11 @@ def _group_cells(
         _check_choice(source, where + "scenarios", scenario, SCENARIOS, "scenario")
     fewest = 1 if "split" in topologies else 2  # a split may have one resource node
     node_counts = [
-        _number(source, where + "nodes", n, minimum=fewest, integer=True)
+        _checked(source, where + "nodes", number(at_least=fewest, whole=True), n)
         for n in _as_list(source, where + "nodes", group.get("nodes", [2]))
     ]
     users = [
-        _number(source, where + "users", n, minimum=1, integer=True)
+        _checked(source, where + "users", number(at_least=1, whole=True), n)
         for n in _as_list(source, where + "users", group.get("users", DEFAULT_USERS))
     ]
     cells = []
@@ -629,7 +676,7 @@ def parse_matrix(data: dict[str, Any], source: str, name: str) -> Matrix:
     capacity, search = _capacity(source, data.get("capacity"), base)
     ceiling = data.get("generator_ceiling_rps")
     if ceiling is not None:
-        ceiling = float(_number(source, "generator_ceiling_rps", ceiling, minimum=1, integer=False))
+        ceiling = float(_checked(source, "generator_ceiling_rps", number(at_least=1), ceiling))
     repetitions = max(cell.settings.repetitions for cell in cells)
     margins = _margins(source, data.get("margins", {}))
     primary = data.get("primary", list(PRIMARY_COMPARISONS))
@@ -637,9 +684,7 @@ def parse_matrix(data: dict[str, Any], source: str, name: str) -> Matrix:
         raise _fail(source, "primary", "must be a non-empty list of comparison names")
     for comparison in primary:
         _check_choice(source, "primary", comparison, PRIMARY_COMPARISONS, "primary comparison")
-    selftest = data.get("selftest", False)
-    if not isinstance(selftest, bool):
-        raise _fail(source, "selftest", f"{selftest!r} is not true or false")
+    selftest = _checked(source, "selftest", bool, data.get("selftest", False))
     planted = [c for c in (*cells, *capacity) if c.settings.planted_cost_us]
     if planted and not selftest:
         raise _fail(
@@ -649,7 +694,7 @@ def parse_matrix(data: dict[str, Any], source: str, name: str) -> Matrix:
         )
     equal_rate = data.get("equal_load_rate", "auto")
     if equal_rate != "auto":
-        equal_rate = float(_number(source, "equal_load_rate", equal_rate, minimum=1, integer=False))
+        equal_rate = float(_checked(source, "equal_load_rate", number(at_least=1), equal_rate))
     return Matrix(
         name,
         source,
@@ -697,9 +742,9 @@ def _margins(source: str, table: Any) -> dict[str, dict[str, float]]:
     for family, value in table.items():
         given = value if isinstance(value, dict) else {"relative": value}
         _check_keys(source, f"margins.{family}.", given, ("relative", "absolute"))
-        for part, number in given.items():
+        for part in given:
             key = f"margins.{family}.{part}"
-            margins[family][part] = float(_number(source, key, number, minimum=0, integer=False))
+            margins[family][part] = float(_checked(source, key, number(at_least=0), given[part]))
         if not 0 < margins[family]["relative"] < 1:
             raise _fail(source, f"margins.{family}", "relative margin must lie between 0 and 1")
     return margins
@@ -755,15 +800,7 @@ def _capacity(
     if any(cell.settings.library != CellSettings.library for cell in cells):
         raise _fail(source, "capacity.library", f"capacity.csv holds {CellSettings.library}'s "
                     "capacity only: compare libraries in cells")  # fmt: skip
-    updates = {}
-    for key, default in asdict(SearchSettings()).items():
-        if key in table:
-            integer = isinstance(default, int)
-            minimum = 1 if key in ("max_steps", "searches") else 0
-            updates[key] = _number(
-                source, f"capacity.{key}", table[key], minimum=minimum, integer=integer
-            )
-    search = SearchSettings(**updates)
+    search = SearchSettings(**_table(source, "capacity.", SearchTable, table, SEARCH_KEYS))
     if search.min_achieved > 1:
         raise _fail(source, "capacity.min_achieved", "is a share of the offered rate (at most 1)")
     return tuple(cells), search
