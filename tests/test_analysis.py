@@ -22,7 +22,7 @@ from analysis.decision import LATE_MARK, decision_rows
 from analysis.stats import Estimate
 from analysis.tidy import load_run, summarise
 from analysis.verdicts import Margin
-from loadtests.measure.cell_metrics import COLUMNS, cell_row
+from loadtests.measure.cell_metrics import COLUMNS, add_overheads, cell_row, metrics_rows
 from tests.conftest import ReportedRun
 
 FIXTURE = Path(__file__).parent / "data" / "run-fixture"
@@ -364,3 +364,27 @@ def test_revocation_cells_that_observed_no_revocation_draw_no_chart_and_stop_no_
     assert run.headline(scenario="revocation", topology="single")["scheme"].size == 2
     assert revocation_chart(run, tmp_path) is None
     assert revocation_chart(load_run(FIXTURE), tmp_path) is not None
+
+
+OVERHEADS = ("p50_overhead_ms", "p99_overhead_ms", "server_cpu_overhead_us_per_req", "rps_vs_none")
+
+
+@pytest.mark.parametrize("baseline_saturated", [False, True])
+def test_overheads_are_taken_against_an_unsaturated_none_only(baseline_saturated: bool) -> None:
+    """Replaces a runner test whose expectation followed whether its own none cell saturated:
+    here the baseline is set both ways and the overhead is recomputed by hand."""
+    rows = metrics_rows(FIXTURE)
+    for row in rows:
+        row.update(dict.fromkeys(OVERHEADS))
+    by_id = {row["cell_id"]: row for row in rows}
+    base = by_id["none__single-1__read__closed-4u__r1"]
+    session = by_id["session-redis__single-1__read__closed-4u__r1"]
+    base["saturated"] = baseline_saturated
+    session["saturated"] = False
+    add_overheads(rows)
+    if baseline_saturated:
+        assert all(session[column] is None for column in OVERHEADS)
+    else:
+        expected = session["server_cpu_us_per_req"] - base["server_cpu_us_per_req"]
+        assert session["server_cpu_overhead_us_per_req"] == pytest.approx(expected, abs=0.05)
+        assert session["rps_vs_none"] == pytest.approx(session["rps"] / base["rps"], abs=0.0005)

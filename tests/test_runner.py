@@ -134,9 +134,6 @@ def test_tiny_matrix_runs_end_to_end_and_leaves_a_complete_run_folder(tmp_path: 
     assert float(session["redis_cmds_per_req"]) == pytest.approx(1.0, abs=0.1)  # one GET per /me
     assert float(session["redis_bytes_per_session"]) > 0
     assert int(session["credential_bytes"]) > 0
-    # Overheads are taken against an unsaturated none only: a saturated baseline is no baseline.
-    baseline_usable = by_scheme[("none", "single", "")]["saturated"] == "False"
-    assert (session["server_cpu_overhead_us_per_req"] != "") == baseline_usable
     for library in ("pyjwt", "joserfc"):
         jwt = by_scheme[("jwt-HS256", "single", library)]
         assert float(jwt["redis_cmds_per_req"]) == 0.0  # stateless: /me never touches Redis
@@ -146,8 +143,6 @@ def test_tiny_matrix_runs_end_to_end_and_leaves_a_complete_run_folder(tmp_path: 
     assert [row[:2] for row in section.tables[0].rows] == [["HS256", "pyjwt"], ["HS256", "joserfc"]]
     multi = by_scheme[("session-redis", "multi", "")]
     assert multi["nodes"] == "2"
-    multi_baseline_usable = by_scheme[("none", "multi", "")]["saturated"] == "False"
-    assert (multi["rps_vs_none"] != "") == multi_baseline_usable
     assert "results:" in stdout and str(run_dir.name) in stdout
 
 
