@@ -126,6 +126,16 @@ def run_matrix(
     )  # fmt: skip
 
 
+def build_report(run_dir: Path) -> str:
+    """``authbench report`` on a run folder (which must succeed); its report.md."""
+    done = subprocess.run(
+        [sys.executable, "-m", "authbench", "report", str(run_dir)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return (run_dir / "report.md").read_text()
+
+
 def client_for(node: TargetNode) -> httpx.Client:
     """A fresh HTTP client (own cookie jar) for a node."""
     return httpx.Client(base_url=node.url, timeout=10.0)

@@ -26,7 +26,7 @@ from loadtests.measure.fault_metrics import fault_figures
 from loadtests.services.ports import free_port, wait_for_port
 from loadtests.services.private_redis import PrivateRedis
 from loadtests.services.processes import stop
-from tests.conftest import run_matrix
+from tests.conftest import build_report, run_matrix
 
 pytestmark = pytest.mark.long_running
 
@@ -105,15 +105,6 @@ def fault_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run_faults(tmp_path_factory, MATRIX)
 
 
-def built_report(run_dir: Path) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "authbench", "report", str(run_dir)],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    return (run_dir / "report.md").read_text()
-
-
 def rows(run_dir: Path) -> dict[tuple[str, str, str, str], dict[str, str]]:
     with (run_dir / "metrics.csv").open(newline="") as handle:
         return {
@@ -179,7 +170,7 @@ def test_validation_under_load_classifies_every_kind_correctly(fault_run: Path) 
 
 @quiet_machine
 def test_the_report_carries_the_resilience_section(outage_run: Path) -> None:
-    report = built_report(outage_run)
+    report = build_report(outage_run)
     assert "## Resilience: faults, store distance, bad credentials" in report
     assert "when Redis is down" in report
     assert "8 of 8 users logged out after the restart (no persistence)" in report
@@ -189,7 +180,7 @@ def test_the_report_carries_the_resilience_section(outage_run: Path) -> None:
 
 
 def test_the_report_draws_the_node_kill_timeline(fault_run: Path) -> None:
-    report = built_report(fault_run)
+    report = build_report(fault_run)
     assert "## Resilience: faults, store distance, bad credentials" in report
     assert (fault_run / "figures" / "timeline-node-kill.png").exists()
 

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from loadtests.load.verify import NO_KEY_ON_RESOURCES, ROLES_SPLIT
-from tests.conftest import run_matrix
+from tests.conftest import build_report, run_matrix
 
 pytestmark = pytest.mark.long_running
 
@@ -155,12 +153,7 @@ def test_local_verification_outlives_the_issuer_and_introspection_does_not(
 
 
 def test_the_report_carries_the_microservices_section(split_run: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "authbench", "report", str(split_run)],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    report = (split_run / "report.md").read_text()
+    report = build_report(split_run)
     assert "## Microservices: issuer, resource services, call chains" in report
     assert "Services trust a verified JWT without asking the issuer: supported" in report
     assert (split_run / "figures" / "timeline-key-rotation.png").exists()
