@@ -46,7 +46,7 @@ def test_until_decided_repeats_only_the_undecided_cells_and_records_its_looks(
     out = tmp_path / "results"
     adaptive = subprocess.run(  # what `make bench UNTIL=decided` runs
         [sys.executable, "-m", "authbench", "--results", str(out), "run", "--matrix", str(matrix),
-         "--no-micro", "--no-report", "--until", "decided", "--budget-s", "25"],
+         "--no-micro", "--no-report", "--until", "decided", "--budget-s", "12"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert adaptive.returncode in (0, 1), adaptive.stderr  # 1: still undecided at the end
