@@ -13,7 +13,10 @@ import pytest
 from loadtests.load.verify import NO_KEY_ON_RESOURCES, ROLES_SPLIT
 from tests.conftest import build_report, run_matrix
 
-pytestmark = pytest.mark.long_running
+# The run's per-request figures come from service counters read at the window's edges: with
+# other test files sharing the CPUs an edge read lands inside the window (seen in make test) and
+# the issuer's calls per request drift from 2 to 1.7. The file runs in the quiet phase.
+pytestmark = [pytest.mark.long_running, pytest.mark.quiet_machine]
 
 MATRIX = """
 generator_ceiling_rps = 100000
