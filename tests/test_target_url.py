@@ -70,6 +70,9 @@ def example_server() -> Iterator[str]:
         stop(process)
 
 
+# Its validation users prepare foreign keys before the 1.5 s window: with other test files on
+# the CPUs they were seen to miss the window entirely (a failed cell, exit 1).
+@pytest.mark.quiet_machine
 def test_an_independent_server_is_measured_through_the_contract_and_reported(
     tmp_path: Path, example_server: str
 ) -> None:
