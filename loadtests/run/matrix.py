@@ -431,12 +431,18 @@ def _checked(source: str, key: str, annotation: Any, value: Any, noun: str = "")
 
 
 def _table(
-    source: str, prefix: str, model: type[BaseModel], table: dict[str, Any], keys: tuple[str, ...]
+    source: str,
+    prefix: str,
+    model: type[BaseModel],
+    table: dict[str, Any],
+    keys: tuple[str, ...],
+    nouns: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The ``keys`` a table gives, checked by ``model``: only what was given, as given."""
+    """The ``keys`` a table gives, checked by ``model``: only what was given, as given
+    (``nouns``: what a choice is called in its message)."""
     given = {key: table[key] for key in keys if key in table}
     try:
-        return validated(model, given, SETTING_NOUNS).model_dump(exclude_unset=True)
+        return validated(model, given, nouns).model_dump(exclude_unset=True)
     except TableError as exc:
         raise _fail(source, prefix + exc.key, exc.problem) from None
 
@@ -449,7 +455,7 @@ def _as_list(source: str, key: str, value: Any) -> list[Any]:
 
 
 def _settings(source: str, table: dict[str, Any], base: CellSettings) -> CellSettings:
-    updates = _table(source, "", SettingsTable, table, SETTING_KEYS)
+    updates = _table(source, "", SettingsTable, table, SETTING_KEYS, SETTING_NOUNS)
     if updates.get("balancer") == "nginx" and not nginx_installed():
         raise _fail(source, "balancer", "nginx is not installed (apt-get install nginx)")
     merged = replace(base, **updates)
@@ -742,9 +748,9 @@ def _margins(source: str, table: Any) -> dict[str, dict[str, float]]:
     for family, value in table.items():
         given = value if isinstance(value, dict) else {"relative": value}
         _check_keys(source, f"margins.{family}.", given, ("relative", "absolute"))
-        for part in given:
+        for part, amount in given.items():
             key = f"margins.{family}.{part}"
-            margins[family][part] = float(_checked(source, key, number(at_least=0), given[part]))
+            margins[family][part] = float(_checked(source, key, number(at_least=0), amount))
         if not 0 < margins[family]["relative"] < 1:
             raise _fail(source, f"margins.{family}", "relative margin must lie between 0 and 1")
     return margins
