@@ -118,6 +118,9 @@ def test_introspection_refuses_unauthenticated_clients_and_follows_logout(
     assert logout.status_code == 204
     assert me(node, token).status_code == 401  # the issuer says inactive at once
     assert httpx.get(f"{node.url}/counters").json()["introspections_asked"] == 2
+    # An issuer that cannot be asked is the node's dependency failing (503), never a 401.
+    issuer.stop()
+    assert me(node, token).status_code == 503
 
 
 def test_a_call_chain_authenticates_at_every_hop(
@@ -141,6 +144,10 @@ def test_a_call_chain_authenticates_at_every_hop(
     assert (
         httpx.get(f"{first.url}/me", headers={**cookie, "X-Authbench-Hops": "3"}).status_code == 400
     )
+    # A downstream service that is gone is a bad gateway, named as such.
+    last.stop()
+    gone = httpx.get(f"{first.url}/me", headers={**cookie, "X-Authbench-Hops": "2"})
+    assert gone.status_code == 502 and gone.json() == {"detail": "downstream service unreachable"}
 
 
 def test_a_flood_of_unknown_kids_costs_at_most_one_jwks_fetch_per_cooldown(
