@@ -84,13 +84,9 @@ def _report(run: RunData, rules: list[str], baseline: Path | None) -> int:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    """Run a matrix (or finish one), repeat what is undecided when asked, report, judge."""
-    from authbench.until_decided import until_decided
-    from loadtests.run.matrix import parse_plant
-    from loadtests.run.runner import execute, new_run, print_summary, resumed_run
-    from loadtests.services.processes import stop_on_sigterm_like_ctrl_c
-    from loadtests.services.target import inspect_target
+    """Run a matrix (or finish one), repeat what is undecided when asked, report, judge.
 
+    The options that need no file are checked before the runner loads (a second of imports)."""
     if args.target_url and args.resume:
         raise UsageError("--resume reads its target from the run folder: drop --target-url")
     if args.target_pid and not args.target_url:
@@ -99,6 +95,12 @@ def command_run(args: argparse.Namespace) -> int:
     if bool(args.resume) == bool(matrix):
         raise UsageError("run needs --matrix NAME|FILE (see authbench matrices) or --resume RUN")
     rules = _rules(args.fail_on)
+    from authbench.until_decided import until_decided
+    from loadtests.run.matrix import parse_plant
+    from loadtests.run.runner import execute, new_run, print_summary, resumed_run
+    from loadtests.services.processes import stop_on_sigterm_like_ctrl_c
+    from loadtests.services.target import inspect_target
+
     baseline = _baseline(args.baseline, args.results)
     plant = parse_plant(args.plant) if args.plant else None
     target = inspect_target(args.target_url, args.target_pid) if args.target_url else None

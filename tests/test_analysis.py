@@ -10,10 +10,10 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pandas as pd
 import pytest
-from scipy import stats as scipy_stats
 
 from analysis.charts import revocation_chart
 from analysis.claims import SUPPORTED, UNDECIDED, check_claims
@@ -55,7 +55,7 @@ def test_tidy_table_has_every_metrics_column_and_three_repetitions() -> None:
     assert set(run.capacity["scheme"]) == {"none", "jwt-HS256"}
 
 
-def test_interval_is_students_t_on_the_cells_own_repetitions() -> None:
+def test_interval_is_students_t_on_the_cells_own_repetitions(scipy_stats: ModuleType) -> None:
     """Recomputed here from the raw cell rows with scipy, not with the module's helpers."""
     run = load_run(FIXTURE)
     done = run.cells[run.cells.status == "complete"]
@@ -94,7 +94,7 @@ def test_overheads_are_against_none_of_the_same_load_and_repetition() -> None:
     assert checked >= 12
 
 
-def test_latency_claim_pairs_equal_load_cells_by_repetition() -> None:
+def test_latency_claim_pairs_equal_load_cells_by_repetition(scipy_stats: ModuleType) -> None:
     """Recomputed from the raw rows with scipy: log ratios within each repetition, t test, TOST,
     Holm over the claim's family."""
     run = load_run(FIXTURE)
@@ -288,7 +288,9 @@ def test_repetitions_pool_only_within_one_cell_identity() -> None:
     assert set(summary["population"]) == {200, one_cell["population"].iloc[0]}
 
 
-def test_capacity_is_the_mean_of_its_searches_with_a_t_interval(run_copy: Path) -> None:
+def test_capacity_is_the_mean_of_its_searches_with_a_t_interval(
+    run_copy: Path, scipy_stats: ModuleType
+) -> None:
     """Two more searches of HS256 made from the fixture's probes: one stopping at the first."""
     first = run_copy / "capacity" / "jwt-HS256__single-1__read__8u"
     for number, probes in ((2, 1), (3, 2)):

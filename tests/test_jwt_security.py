@@ -16,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from common.key_files import generate_private_key, new_kid, write_key
-from common.schemes import ALGORITHMS, JWT_LIBRARIES
+from common.schemes import ALGORITHMS, DEFAULT_JWT_LIBRARY, JWT_LIBRARIES
 from loadtests.services.target_process import TargetNode
 from targets.jwt_keys import KeyRing, load_key_ring
 from tests import forge
@@ -313,6 +313,11 @@ def test_jwks_publishes_public_keys_only(target: JwtTarget) -> None:
 
 
 def test_old_token_verifies_after_a_new_key_is_added(target: JwtTarget, redis_url: str) -> None:
+    if target.library != DEFAULT_JWT_LIBRARY:
+        # Which key signs and which verify is the key ring's (ours, for every library); each
+        # library's own key conversion is what every other test here exercises. A restart per
+        # library would cost 20 more server starts.
+        pytest.skip("key rotation is the key ring's: tested once per algorithm")
     old_token = target.tokens()["access_token"]
     new_kid = new_kid_after(target.ring.signing_kid)
     write_key(target.keys_dir / target.alg, new_kid, target.alg, generate_private_key(target.alg))

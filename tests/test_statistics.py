@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import math
 import statistics
+from types import ModuleType
 
 import pytest
-from scipy import stats as scipy_stats
 
 from analysis.stats import Estimate, difference, estimate
 from loadtests.measure.capacity import Verdict, search_rates
 
 
-def test_interval_is_student_t_around_the_mean_it_shows() -> None:
+def test_interval_is_student_t_around_the_mean_it_shows(scipy_stats: ModuleType) -> None:
     values = [100.0, 104.0, 109.0]
     found = estimate(values)
     half = scipy_stats.t.ppf(0.975, 2) * statistics.stdev(values) / math.sqrt(3)
@@ -21,7 +21,7 @@ def test_interval_is_student_t_around_the_mean_it_shows() -> None:
     assert found.value - found.low == pytest.approx(found.high - found.value)  # centred
 
 
-def test_three_agreeing_repetitions_keep_their_own_interval() -> None:
+def test_three_agreeing_repetitions_keep_their_own_interval(scipy_stats: ModuleType) -> None:
     """One rule: no floor borrowed from other cells; t(2) is what makes three repetitions wide."""
     lucky = estimate([200.0, 200.1, 199.9])
     assert lucky.spread == pytest.approx(0.1)
