@@ -17,8 +17,10 @@ import pytest
 
 from analysis.library import library_section
 from analysis.tidy import load_run
+from loadtests.load.locust_process import LocustFailed
 from loadtests.load.verify import LOGOUT_EVERYWHERE, Expected, VerifyFailed, verify_target
 from loadtests.measure.cell_metrics import COLUMNS
+from loadtests.run.cell_run import expect_results
 from loadtests.run.matrix import load_matrix
 from loadtests.run.run_folder import SCHEMA_VERSION
 from loadtests.run.runner import _nice_floor, interleaved_groups
@@ -300,3 +302,16 @@ def test_auto_equal_load_rate_rounds_down_to_one_two_or_five() -> None:
     assert [_nice_floor(r) for r in (1300.0, 1200.0, 640.0, 2100.0, 99.0)] == [
         1000.0, 1000.0, 500.0, 2000.0, 50.0,
     ]  # fmt: skip
+
+
+def test_a_window_cut_short_fails_the_cell(tmp_path: Path) -> None:
+    """Locust stopping before the recorder closed its window (a late start on a busy machine)
+    left a complete cell of 0 requests in 4 ms; such a cell must fail so --resume retries it."""
+    for name in ("hdr.json", "locust_stats.csv"):
+        (tmp_path / name).write_text("{}")
+    window = {"window_start": 100.0, "window_end": 100.004}
+    (tmp_path / "window.json").write_text(json.dumps(window))
+    with pytest.raises(LocustFailed, match=r"lasted 0.004 s of 1 s: cut short"):
+        expect_results(tmp_path, 1.0)
+    (tmp_path / "window.json").write_text(json.dumps({**window, "window_end": 101.0}))
+    expect_results(tmp_path, 1.0)

@@ -99,6 +99,9 @@ def test_an_independent_server_is_measured_through_the_contract_and_reported(
     assert "their CPU not measured" in methodology
 
 
+# Redis commands per request come from counters read at the window's edges: with other test
+# files on the CPUs a late edge read gave 0.71 instead of 1.0 (make test, 2026-12-04).
+@pytest.mark.quiet_machine
 def test_our_server_started_by_hand_gives_what_a_managed_run_gives(
     tmp_path: Path, start_target: StartTarget, redis_url: str
 ) -> None:

@@ -25,6 +25,10 @@ USER_CLASSES = {
 }
 GRACE_S = 30.0
 SPAWN_ALLOWANCE_S = 0.3  # users start within this, so the window is never cut short
+# --run-time is only the upper bound (the recorder quits once the window and the drain after it
+# are over), so it leaves room for a recorder that starts late on a busy machine: with 0.2 s to
+# spare a 1 s window was closed after 4 ms when make test loaded both cores.
+RUN_TIME_SLACK_S = 5.0
 # Open model: time after the window for requests planned inside it to be sent, so that what is
 # still unsent at the stop is what the generator could not send, not what the clock cut off.
 DRAIN_S = 0.5
@@ -39,7 +43,9 @@ def locust_command(cell: Cell, host: str, csv_prefix: Path) -> list[str]:
     settings = cell.settings
     # Locust takes whole seconds; the recorder closes the window after exactly duration_s.
     drain = DRAIN_S if settings.model == "open" else 0.0
-    run_s = math.ceil(settings.warmup_s + settings.duration_s + SPAWN_ALLOWANCE_S + drain)
+    run_s = math.ceil(
+        settings.warmup_s + settings.duration_s + SPAWN_ALLOWANCE_S + drain + RUN_TIME_SLACK_S
+    )
     command = [
         sys.executable, "-m", "locust",
         "-f", str(LOCUSTFILE),

@@ -6,6 +6,7 @@ histograms, samples.csv, Locust's CSVs and log) before the next cell starts.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -253,7 +254,7 @@ def run_cell(
             }
         if services.redis_url:
             meta["redis_key_memory"] = redis_key_memory(services.redis_url)
-        expect_results(cell_dir)
+        expect_results(cell_dir, cell.settings.duration_s)
         meta["status"] = "complete"
     except VerifyFailed as exc:
         meta.update(status="failed", reason=f"verify gate: {exc}")
@@ -331,7 +332,16 @@ def _balancing(services: GroupServices, cell: Cell) -> str | None:
     return "client round-robin" if len(services.nodes) > 1 else None
 
 
-def expect_results(cell_dir: Path) -> None:
+WINDOW_SHORTFALL = 0.95  # a window closed before this share of its duration was cut short
+
+
+def expect_results(cell_dir: Path, duration_s: float) -> None:
+    """Locust left every file, and its window lasted as long as asked: a window cut short
+    (Locust stopped before the recorder closed it) fails the cell, which --resume retries."""
     for name in ("hdr.json", "window.json", "locust_stats.csv"):
         if not (cell_dir / name).exists():
             raise LocustFailed(f"locust left no {name} (see {cell_dir / 'locust.log'})")
+    window = json.loads((cell_dir / "window.json").read_text())
+    lasted = window["window_end"] - window["window_start"]
+    if lasted < WINDOW_SHORTFALL * duration_s:
+        raise LocustFailed(f"the window lasted {lasted:.3f} s of {duration_s:g} s: cut short")
