@@ -33,10 +33,11 @@ LONG_RUNNING_TIMEOUT_S = 300
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Long-running files first, each test of theirs with a longer timeout.
 
-    Under ``pytest -n N --dist loadfile`` (``make test``) a file is sent to one worker in
-    collection order: a 90 s file collected last would start when the others are done and
-    alone set the suite's wall time. Their module fixtures run whole matrices, which take
-    longer than the default timeout while other files share the CPUs.
+    Under ``pytest -n N --dist loadfile --no-loadscope-reorder`` (``make test``) a file is sent
+    to one worker in collection order (xdist's default reorders by test count): a 90 s file
+    collected last would start when the others are done and alone set the suite's wall time.
+    Their module fixtures run whole matrices, which take longer than the default timeout while
+    other files share the CPUs.
     """
     for item in items:
         if item.get_closest_marker("long_running") and not item.get_closest_marker("timeout"):
