@@ -335,9 +335,10 @@ def _balancing(services: GroupServices, cell: Cell) -> str | None:
 WINDOW_SHORTFALL = 0.95  # a window closed before this share of its duration was cut short
 
 
-def expect_results(cell_dir: Path, duration_s: float) -> None:
+def expect_results(cell_dir: Path, duration_s: float) -> dict[str, Any]:
     """Locust left every file, and its window lasted as long as asked: a window cut short
-    (Locust stopped before the recorder closed it) fails the cell, which --resume retries."""
+    (Locust stopped before the recorder closed it) fails the cell, which --resume retries.
+    The window it read (window.json)."""
     for name in ("hdr.json", "window.json", "locust_stats.csv"):
         if not (cell_dir / name).exists():
             raise LocustFailed(f"locust left no {name} (see {cell_dir / 'locust.log'})")
@@ -345,3 +346,4 @@ def expect_results(cell_dir: Path, duration_s: float) -> None:
     lasted = window["window_end"] - window["window_start"]
     if lasted < WINDOW_SHORTFALL * duration_s:
         raise LocustFailed(f"the window lasted {lasted:.3f} s of {duration_s:g} s: cut short")
+    return window

@@ -131,8 +131,7 @@ def measure_ceiling(run: Run, processes: int) -> float:
             locust.wait()
         finally:
             locust.stop()
-    expect_results(ceiling_dir, settings.duration_s)
-    window = json.loads((ceiling_dir / "window.json").read_text())
+    window = expect_results(ceiling_dir, settings.duration_s)
     histograms = HistogramSet.load(ceiling_dir / "hdr.json")
     rps = round(histograms.total(LATENCY) / (window["window_end"] - window["window_start"]), 1)
     write_json(
