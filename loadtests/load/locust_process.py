@@ -1,17 +1,21 @@
-"""Locust as a headless child process for one cell, pinned, logging into the cell folder."""
+"""Locust as a headless child process for one cell, pinned, logging into the cell folder.
+
+The child is forked by the Locust launcher (:mod:`loadtests.load.locust_launcher`), which has
+imported Locust once for the whole run, so a cell starts measuring without a second of imports.
+"""
 
 from __future__ import annotations
 
 import math
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 from loadtests.faults import fault_named
 from loadtests.load.generator_parts import merge_parts
+from loadtests.load.launcher_client import LauncherFailed, launch_locust
 from loadtests.run.matrix import Cell
-from loadtests.services.processes import spawn, stop
+from loadtests.services.processes import stop
 
 LOCUSTFILE = Path(__file__).parent.parent / "locustfile.py"
 USER_CLASSES = {
@@ -38,8 +42,8 @@ class LocustFailed(Exception):
     """Locust did not finish properly; the message points at its log."""
 
 
-def locust_command(cell: Cell, host: str, csv_prefix: Path) -> list[str]:
-    """The headless Locust command line of a cell."""
+def locust_arguments(cell: Cell, host: str, csv_prefix: Path) -> list[str]:
+    """The headless Locust command line of a cell (what follows ``locust``)."""
     settings = cell.settings
     # Locust takes whole seconds; the recorder closes the window after exactly duration_s.
     drain = DRAIN_S if settings.model == "open" else 0.0
@@ -47,7 +51,6 @@ def locust_command(cell: Cell, host: str, csv_prefix: Path) -> list[str]:
         settings.warmup_s + settings.duration_s + SPAWN_ALLOWANCE_S + drain + RUN_TIME_SLACK_S
     )
     command = [
-        sys.executable, "-m", "locust",
         "-f", str(LOCUSTFILE),
         "--headless",
         "--host", host,
@@ -109,10 +112,11 @@ class LocustRun:
         self.cell = cell
         self.log_path = cell_dir / "locust.log"
         env = {**os.environ, **locust_environment(cell, nodes, cell_dir), **(extra_env or {})}
-        with self.log_path.open("wb") as log:
-            self.process = spawn(
-                locust_command(cell, nodes[0], cell_dir / "locust"), cpus, log, env
-            )
+        arguments = locust_arguments(cell, nodes[0], cell_dir / "locust")
+        try:
+            self.process = launch_locust(arguments, env, self.log_path, cpus)
+        except LauncherFailed as exc:
+            raise LocustFailed(str(exc)) from None
 
     @property
     def pid(self) -> int:
@@ -127,6 +131,8 @@ class LocustRun:
         limit = settings.warmup_s + settings.duration_s + GRACE_S
         try:
             code = self.process.wait(limit)
+        except LauncherFailed as exc:
+            raise LocustFailed(str(exc)) from None
         except subprocess.TimeoutExpired:
             self.stop()
             raise LocustFailed(f"locust overran {limit:.0f} s (see {self.log_path})") from None

@@ -7,9 +7,21 @@ import os
 import signal
 import subprocess
 from collections.abc import Sequence
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 STOP_TIMEOUT_S = 5.0
+
+
+class ChildProcess(Protocol):
+    """What stopping needs of a process: a Popen, or a Locust forked by the launcher."""
+
+    pid: int
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def send_signal(self, sig: int) -> None: ...
 
 
 def spawn(
@@ -17,11 +29,21 @@ def spawn(
     cpus: set[int] | None = None,
     output: IO[Any] | int = subprocess.DEVNULL,
     env: dict[str, str] | None = None,
+    pipes: bool = False,
 ) -> subprocess.Popen[bytes]:
-    """Start a process in its own session (Ctrl-C reaches only us), pinned to ``cpus``."""
+    """Start a process in its own session (Ctrl-C reaches only us), pinned to ``cpus``.
+
+    ``pipes``: talk to it over its stdin and stdout instead (its errors go to ours)."""
     errors = subprocess.DEVNULL if output == subprocess.DEVNULL else subprocess.STDOUT
+    if pipes:
+        output, errors = subprocess.PIPE, None
     process = subprocess.Popen(
-        list(command), stdout=output, stderr=errors, env=env, start_new_session=True
+        list(command),
+        stdin=subprocess.PIPE if pipes else None,
+        stdout=output,
+        stderr=errors,
+        env=env,
+        start_new_session=True,
     )
     try:
         pin(process.pid, cpus)
@@ -40,7 +62,7 @@ def pin(pid: int, cpus: set[int] | None) -> None:
             os.sched_setaffinity(int(thread), cpus)
 
 
-def stop(process: subprocess.Popen[Any] | None, group: bool = False) -> None:
+def stop(process: ChildProcess | None, group: bool = False) -> None:
     """SIGTERM the process (or its whole group), SIGKILL after STOP_TIMEOUT_S; always reaped."""
     if process is None or process.poll() is not None:
         return
