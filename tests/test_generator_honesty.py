@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from loadtests.load.locust_process import LocustRun
-from loadtests.measure.capacity import judge, search_rates
+from loadtests.measure.capacity import judge, search_plan, search_rates
 from loadtests.measure.cell_metrics import cell_row
 from loadtests.measure.sampling import Sampler
 from loadtests.run.cell_run import CpuPlan
@@ -130,6 +130,22 @@ def test_capacity_search_finds_the_limit_of_a_fixed_cost_target(tmp_path: Path) 
     assert steps == len(probes) <= 6
     # Nothing at or beyond the service limit ever held the SLO.
     assert not any(p["offered_rps"] >= 500 and judge(p, search).held for p in probes), seen
+
+
+def test_every_capacity_round_plans_from_the_closed_throughput_not_from_the_first_round() -> None:
+    """Round 1 of RS256 once stalled at 613 req/s (closed: 2,045); rounds planned around that
+    result could only climb to 1.25 times it, and three "agreeing" rounds confirmed the stall.
+    Every round's plan now depends on the closed throughput and its round number alone."""
+    search = SearchSettings()
+    first = search_plan(search, 2000.0, 1)
+    assert first == pytest.approx((1200.0, 400.0, 200.0))
+    later = [search_plan(search, 2000.0, number) for number in (2, 3)]
+    for start, step, resolution in later:
+        assert 0.85 * 1200 <= start <= 1.15 * 1200
+        assert step == pytest.approx(start / 3) and resolution == pytest.approx(start / 6)
+        assert start + 2 * step >= 0.85 * 2000  # each round reaches the closed throughput
+    assert len({first[0], later[0][0], later[1][0]}) == 3  # no common grid
+    assert later == [search_plan(search, 2000.0, number) for number in (2, 3)]  # reproducible
 
 
 def test_requests_unanswered_at_the_stop_are_censored_into_the_percentiles(

@@ -44,8 +44,11 @@ class Launcher:
         request = {"args": args, "env": env, "cwd": os.getcwd(), "log": str(log),
                    "cpus": sorted(cpus) if cpus else None}  # fmt: skip
         assert self.process.stdin is not None
-        self.process.stdin.write(json.dumps(request).encode() + b"\n")
-        self.process.stdin.flush()
+        try:
+            self.process.stdin.write(json.dumps(request).encode() + b"\n")
+            self.process.stdin.flush()
+        except BrokenPipeError:
+            raise LauncherFailed("the Locust launcher ended unexpectedly") from None
         deadline = time.monotonic() + LAUNCH_TIMEOUT_S
         while True:
             message = self._next(deadline - time.monotonic())

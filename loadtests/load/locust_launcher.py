@@ -36,10 +36,13 @@ _select = monkey.get_original("select", "select")
 REAP_EVERY_S = 0.05
 
 
-def _become_locust(request: dict[str, Any]) -> None:
-    """In the forked child: take the cell's session, CPUs, environment and log, then run
-    Locust's own main(), whose SystemExit ends this process with Locust's exit code."""
+def _become_locust(request: dict[str, Any], in_session: int) -> None:
+    """In the forked child: take the cell's session (then say so on ``in_session``), CPUs,
+    environment and log, then run Locust's own main(), whose SystemExit ends this process
+    with Locust's exit code."""
     os.setsid()
+    os.write(in_session, b".")
+    os.close(in_session)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     if request.get("cpus"):
         os.sched_setaffinity(0, request["cpus"])
@@ -97,9 +100,16 @@ def serve() -> None:
             line, buffered = buffered.split(b"\n", 1)
             request = json.loads(line)
             sys.stdout.flush()
+            # The pid is reported once the child leads its own session, so that stopping its
+            # group can never miss it.
+            session_read, session_written = os.pipe()
             pid = _fork()
             if pid == 0:
-                _become_locust(request)
+                os.close(session_read)
+                _become_locust(request, session_written)
+            os.close(session_written)
+            os.read(session_read, 1)  # b"" if it died first: then it is reaped as exited
+            os.close(session_read)
             children.add(pid)
             _say({"pid": pid})
 

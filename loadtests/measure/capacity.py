@@ -5,9 +5,11 @@ One search (keycloak-benchmark's incremental mode): probe a rate; on success ste
 when the step falls below the resolution (or after ``max_steps`` probes). A failing probe is
 repeated before it counts: one stall of a freshly started server must not set the ceiling. A
 scheme is searched ``searches`` times on freshly started services, the rounds interleaved
-across schemes; the first round starts from the closed-model throughput, the later ones from a
-bracket around the first round's result at a randomly drawn offset (so results do not fall on
-one grid). The capacity is the mean of the rounds with a Student t 95% interval.
+across schemes. Every round starts from the closed-model throughput, independently of the
+others (a round anchored on the first round's result could not get out of a stall that
+lowered it: three "agreeing" rounds then confirmed one bad probe); the later rounds scale their
+plan by a randomly drawn factor, so results do not fall on one grid. The capacity is the mean
+of the rounds with a Student t 95% interval.
 
 A probe holds the SLO when its p99 is within the bound, its error rate within the bound, and it
 achieved at least ``min_achieved`` of the rate its arrivals planned with (almost) nothing left
@@ -49,9 +51,7 @@ COLUMNS = [
     "server_cpus", "slo_error_rate", "min_achieved", "server_cpu_us_per_req_at_capacity",
     "p99_ms_at_capacity", "resolution_rps", "search_id",
 ]  # fmt: skip
-REFINE_START = (0.85, 0.95)  # later rounds start at this share of the first round's capacity
-REFINE_STEP = 0.1
-REFINE_RESOLUTION = 0.04
+LATER_ROUND_SCALE = (0.85, 1.15)  # later rounds scale round 1's plan by a factor drawn here
 
 
 @dataclass(frozen=True)
@@ -116,25 +116,22 @@ def search_rates(
     return best, bound, probes
 
 
-def search_plan(search: SearchSettings, closed_rps: float | None) -> tuple[float, float, float]:
+def search_plan(
+    search: SearchSettings, closed_rps: float | None, round_number: int = 1
+) -> tuple[float, float, float]:
     """(start, step, resolution) in requests/s: given, or from the closed-model throughput.
 
     From a closed throughput C: start at 0.6 C, step by 0.2 C, stop below 0.1 C: four probes
-    (0.6, 0.8, 1.0, 0.9 C) find the capacity to within a tenth of C.
+    (0.6, 0.8, 1.0, 0.9 C) find the capacity to within a tenth of C. Rounds after the first
+    scale that plan by a factor drawn per round (seeded by the round: reproducible).
     """
     base = closed_rps if closed_rps else DEFAULT_CLOSED_RPS
+    if round_number > 1:
+        base *= random.Random(round_number).uniform(*LATER_ROUND_SCALE)
     start = search.start_rps or base * 0.6
     step = search.step_rps or start / 3
     resolution = search.resolution_rps or start / 6
     return start, step, resolution
-
-
-def refine_plan(first_capacity: float, round_number: int) -> tuple[float, float, float]:
-    """(start, step, resolution) of a later round: a bracket around the first round's result,
-    started at a random offset drawn per round (seeded by the round: reproducible)."""
-    low, high = REFINE_START
-    start = first_capacity * random.Random(round_number).uniform(low, high)
-    return start, first_capacity * REFINE_STEP, first_capacity * REFINE_RESOLUTION
 
 
 def search_id(cell: Cell, round_number: int = 1) -> str:

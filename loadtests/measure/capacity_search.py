@@ -3,10 +3,10 @@
 Each scheme is searched ``searches`` times, round by round (every scheme's first search, then
 every scheme's second, in a rotated order), each search on freshly started services. The first
 round starts from the closed-model throughput of the same scheme measured earlier in the run,
-when there is one, so it needs few probes on a fast or a slow day alike; later rounds start
-from a bracket around the first round's result. ``search.json`` is rewritten after every
-probe, so an interrupted search keeps its probes' raw files; a search that did not finish is
-run again on ``--resume``.
+when there is one, so it needs few probes on a fast or a slow day alike; so does every later
+round, independently of the first, at a plan scaled by a factor drawn per round.
+``search.json`` is rewritten after every probe, so an interrupted search keeps its probes' raw
+files; a search that did not finish is run again on ``--resume``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from loadtests.measure.capacity import (
     Verdict,
     judge,
     probe_id,
-    refine_plan,
     search_id,
     search_plan,
     search_rates,
@@ -104,11 +103,7 @@ def run_search(
     folder = run.run_dir / CAPACITY_DIR / search_id(cell, round_number)
     if folder.exists():
         set_aside(folder)
-    first = _record(run, cell, 1).get("capacity_rps") if round_number > 1 else None
-    if first and not (search.start_rps or search.step_rps or search.resolution_rps):
-        start, step, resolution = refine_plan(first, round_number)
-    else:
-        start, step, resolution = search_plan(search, closed_rps)
+    start, step, resolution = search_plan(search, closed_rps, round_number)
     record: dict[str, Any] = {
         "cell": cell.describe(),
         "round": round_number,
