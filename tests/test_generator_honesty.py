@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 
+from loadtests.load.histograms import CENSORED, LATENCY, HistogramSet, recorded
 from loadtests.load.locust_process import LocustRun
 from loadtests.measure.capacity import judge, search_plan, search_rates
 from loadtests.measure.cell_metrics import cell_row
 from loadtests.measure.sampling import Sampler
-from loadtests.run.cell_run import CpuPlan
+from loadtests.run.cell_run import CpuPlan, expect_results
 from loadtests.run.matrix import Cell, CellSettings, SearchSettings
 from loadtests.run.run_folder import write_json
 from loadtests.services.trivial_server import TrivialServer
@@ -39,13 +40,15 @@ def open_cell(
     return Cell("none", "single", 1, "read", users, settings)
 
 
-def measure(cell: Cell, url: str, folder: Path, cpus: CpuPlan) -> dict[str, Any]:
+def measure(
+    cell: Cell, url: str, folder: Path, cpus: CpuPlan, env: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Run one cell's Locust against url, sampling the generator; return its metrics row."""
     folder.mkdir(parents=True)
     meta = {"cell_id": cell.cell_id(1), "repetition": 1, "cell": cell.describe(),
             "status": "complete", **cpus.describe()}  # fmt: skip
     with Sampler({}, None) as sampler:
-        locust = LocustRun(cell, [url], folder, cpus.generator)
+        locust = LocustRun(cell, [url], folder, cpus.generator, env)
         try:
             sampler.add_process("generator", locust.pid)
             locust.wait()
@@ -130,6 +133,38 @@ def test_capacity_search_finds_the_limit_of_a_fixed_cost_target(tmp_path: Path) 
     assert steps == len(probes) <= 6
     # Nothing at or beyond the service limit ever held the SLO.
     assert not any(p["offered_rps"] >= 500 and judge(p, search).held for p in probes), seen
+
+
+@pytest.mark.parametrize(
+    ("rate", "bound_ms", "stops_early"), [(900.0, 50.0, True), (200.0, 1000.0, False)]
+)
+def test_a_probe_whose_p99_is_certain_to_break_the_bound_ends_its_window_early(
+    tmp_path: Path, rate: float, bound_ms: float, stops_early: bool
+) -> None:
+    """A target capped at 500 requests/s, offered 900: once more than 1% of the window's planned
+    requests were slower than the bound, the p99 can only be above it, and the window ends
+    there. A probe that holds the bound is measured to its end."""
+    cpus = CpuPlan.for_this_machine()
+    cell = open_cell(rate=rate, users=16, duration_s=6.0, arrivals="uniform")
+    bound = {"AUTHBENCH_STOP_ABOVE_MS": f"{bound_ms:g}"}
+    folder = tmp_path / "probe"
+    with TrivialServer(cpus.servers, service_us=2000) as server:
+        row = measure(cell, server.url, folder, cpus, bound)
+    window = expect_results(folder, cell.settings.duration_s)
+    lasted = window["window_end"] - window["window_start"]
+    if not stops_early:
+        assert "stopped_early" not in window and lasted >= 0.95 * 6.0
+        return
+    assert "stopped_early" in window and lasted < 4.0, window
+    assert row["p99_ms"] > bound_ms
+    # More than 1% of a whole window's planned requests were slower than the bound (counted
+    # from the raw histograms): the whole window's p99 could only have been above it too.
+    above = 0
+    for metric, _, histogram in HistogramSet.load(folder / "hdr.json").items():
+        if metric in (LATENCY, CENSORED):
+            values, counts = recorded(histogram)
+            above += int(counts[values > bound_ms * 1000].sum())
+    assert above > 0.01 * rate * 6.0 * 0.9
 
 
 def test_every_capacity_round_plans_from_the_closed_throughput_not_from_the_first_round() -> None:

@@ -72,6 +72,9 @@ def merge_parts(hdr_out: str | Path) -> dict[str, Any] | None:
         "window_end": statistics.fmean(p["window_end"] for p in opened.values()),
         "processes": {n: [p["window_start"], p["window_end"]] for n, p in opened.items()},
     }
+    early = [p["stopped_early"] for p in opened.values() if p.get("stopped_early")]
+    if early:
+        window["stopped_early"] = early[0]
     (folder / "window.json").write_text(json.dumps(window, indent=1) + "\n")
     totals = {counter: sum(p[counter] for p in per_process.values()) for counter in COUNTERS}
     generators = {

@@ -20,6 +20,12 @@ the latency of each successful one, and the instant each 401 answer arrived. Sce
 ``tally`` named outcomes of requests made in the window (the validation scenario's false accepts
 and rejects).
 
+A capacity probe (``AUTHBENCH_STOP_ABOVE_MS``, a lone process only) ends its window as soon as
+its p99 is certain to exceed that bound: once more than 1% of the requests its schedules planned
+for the whole window have been answered slower than it, no later request can bring the p99
+back under it. The probe has failed either way; measuring it to the end would only cost time.
+The part says so (``stopped_early``), and the window's length is what it measured.
+
 Every Locust process (a lone one, or each worker) writes its own part file at its end into
 ``generator-parts/`` beside ``AUTHBENCH_HDR_OUT``; :mod:`loadtests.load.generator_parts` merges the
 parts exactly once every process has finished, so no worker's last requests are lost.
@@ -72,6 +78,8 @@ class WindowRecorder:
         duration = os.environ.get("AUTHBENCH_DURATION_S")
         self.duration_s = float(duration) if duration else None
         self.timeline = bool(os.environ.get("AUTHBENCH_TIMELINE"))
+        bound = os.environ.get("AUTHBENCH_STOP_ABOVE_MS")
+        self.stop_above_us = float(bound) * 1000.0 if bound else None
         self.reset()
 
     def reset(self) -> None:
@@ -89,6 +97,9 @@ class WindowRecorder:
         self.timeline_ok_ms: defaultdict[int, list[float]] = defaultdict(list)
         self.refused: list[tuple[float, str]] = []  # (when, which user) of each 401
         self.tallies: Counter[str] = Counter()
+        self.above_bound = 0  # answered slower than AUTHBENCH_STOP_ABOVE_MS, in the window
+        self.planned_for_window = 0  # what the schedules plan for the whole window
+        self.stopped_early: str | None = None
 
     def open_window(self) -> None:
         """Start recording now (and stop after the duration, when one is set).
@@ -99,6 +110,7 @@ class WindowRecorder:
         self.window_start = time.time()
         if self.duration_s is not None:
             self.window_end = self.window_start + self.duration_s
+            self.planned_for_window = self.planned_in_window()
         hdr_out = os.environ.get("AUTHBENCH_HDR_OUT")
         marker = Path(hdr_out).parent / WINDOW_OPEN_MARKER if hdr_out else None
         if marker is not None and not marker.exists():
@@ -183,6 +195,8 @@ class WindowRecorder:
             self.histograms.record(FAILED, name, latency_us)
             return
         self.histograms.record(LATENCY, name, latency_us)
+        if self.stop_above_us is not None and latency_us > self.stop_above_us:
+            self._count_above_bound()
         headers = getattr(response, "headers", None)
         timing = parse_server_timing(headers.get("server-timing") if headers else None)
         if "auth" not in timing:
@@ -195,6 +209,22 @@ class WindowRecorder:
         # The auth step's own work, per request: never a difference of means over other requests.
         compute = timing["auth"] - timing.get("store", 0.0) - timing.get("kdf", 0.0)
         self.histograms.record(AUTH_COMPUTE, name, max(compute, 0.0))
+
+    def _count_above_bound(self) -> None:
+        """One more answer slower than the bound: end the window once the p99 is certain to
+        exceed it (every request the window can still record is among the planned ones)."""
+        self.above_bound += 1
+        planned = self.planned_for_window
+        if self.stopped_early or not planned or self.above_bound <= 0.01 * planned:
+            return
+        self.stopped_early = (
+            f"{self.above_bound} of at most {planned} requests above "
+            f"{self.stop_above_us / 1000.0:g} ms: the p99 can only be above it"
+        )
+        self.close_window()
+        runner = self.environment.runner if self.environment is not None else None
+        if runner is not None and not isinstance(runner, WorkerRunner):
+            gevent.spawn(runner.quit)
 
     def _answered(self, intended: float) -> None:
         left = self.in_flight[intended] - 1
@@ -242,6 +272,7 @@ class WindowRecorder:
             if self.timeline
             else None,
             "tallies": dict(self.tallies),
+            "stopped_early": self.stopped_early,
         }
 
 

@@ -135,7 +135,8 @@ def run_search(
                 probe_cell = replace(cell, settings=settings)
                 progress.phase(f"{rate:.0f} req/s")
                 verified = _verified(folder, record["probes"])
-                row = run_cell(run, probe_cell, 1, services, progress, folder / name, verified)
+                row = run_cell(run, probe_cell, 1, services, progress, folder / name, verified,
+                               stop_above_ms=search.slo_p99_ms)  # fmt: skip
                 record["probes"].append(name)
                 write_search(folder, record)
                 return judge(row, search)

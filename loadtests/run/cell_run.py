@@ -196,11 +196,14 @@ def run_cell(
     progress: Progress,
     cell_dir: Path | None = None,
     verified: dict[str, Any] | None = None,
+    stop_above_ms: float | None = None,
 ) -> dict[str, Any]:
     """Verify, then measure one cell; write its folder; return its metrics row.
 
     ``verified``: the gate's record from an earlier cell on these same services (a capacity
-    search's later probes), which then stands for this cell's.
+    search's later probes), which then stands for this cell's. ``stop_above_ms``: a capacity
+    probe's SLO bound, at which a lone Locust ends the window once its p99 is certain to
+    exceed it (see :mod:`loadtests.load.recorder`).
     """
     cell_id = cell.cell_id(repetition)
     cell_dir = cell_dir or run.cells_dir / cell_id
@@ -235,6 +238,9 @@ def run_cell(
         window = (cell_dir / WINDOW_OPEN_MARKER, cell.settings.duration_s)
         with Sampler(processes, services.redis_url, split, window) as sampler:
             extra = {"AUTHBENCH_KEYS_DIR": str(run.keys_dir)}
+            if stop_above_ms is not None and cell.settings.generator_processes == 1:
+                extra["AUTHBENCH_STOP_ABOVE_MS"] = f"{stop_above_ms:g}"
+                meta["stop_above_ms"] = stop_above_ms
             if services.issuer is not None:
                 extra["AUTHBENCH_ISSUER"] = services.issuer.url
             locust = LocustRun(cell, services.load_urls, cell_dir, run.cpus.generator, extra)
@@ -337,13 +343,14 @@ WINDOW_SHORTFALL = 0.95  # a window closed before this share of its duration was
 
 def expect_results(cell_dir: Path, duration_s: float) -> dict[str, Any]:
     """Locust left every file, and its window lasted as long as asked: a window cut short
-    (Locust stopped before the recorder closed it) fails the cell, which --resume retries.
+    (Locust stopped before the recorder closed it) fails the cell, which --resume retries,
+    unless the recorder ended it on purpose (a probe whose p99 was certain to fail).
     The window it read (window.json)."""
     for name in ("hdr.json", "window.json", "locust_stats.csv"):
         if not (cell_dir / name).exists():
             raise LocustFailed(f"locust left no {name} (see {cell_dir / 'locust.log'})")
     window = json.loads((cell_dir / "window.json").read_text())
     lasted = window["window_end"] - window["window_start"]
-    if lasted < WINDOW_SHORTFALL * duration_s:
+    if lasted < WINDOW_SHORTFALL * duration_s and not window.get("stopped_early"):
         raise LocustFailed(f"the window lasted {lasted:.3f} s of {duration_s:g} s: cut short")
     return window
