@@ -1,7 +1,7 @@
 """Locust as a headless child process for one cell, pinned, logging into the cell folder.
 
-The child is forked by the Locust launcher (:mod:`loadtests.load.locust_launcher`), which has
-imported Locust once for the whole run, so a cell starts measuring without a second of imports.
+The child is forked by a fork server (:mod:`loadtests.services.forkserver`) that imported
+Locust once for the whole run, so a cell starts measuring without a second of imports.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 
 from loadtests.faults import fault_named
 from loadtests.load.generator_parts import merge_parts
-from loadtests.load.launcher_client import LauncherFailed, launch_locust
 from loadtests.run.matrix import Cell
+from loadtests.services.forkserver_client import ForkServerFailed, start_preloaded
 from loadtests.services.processes import stop
 
 LOCUSTFILE = Path(__file__).parent.parent / "locustfile.py"
@@ -33,6 +33,9 @@ SPAWN_ALLOWANCE_S = 0.3  # users start within this, so the window is never cut s
 # are over), so it leaves room for a recorder that starts late on a busy machine: with 0.2 s to
 # spare a 1 s window was closed after 4 ms when make test loaded both cores.
 RUN_TIME_SLACK_S = 5.0
+# Imported once by the fork server, in this order: Locust patches the standard library for
+# gevent when imported, which must come before anything imports ssl.
+PRELOAD = ("locust.main", "locust.contrib.fasthttp", "hdrh.histogram", "jwt")
 # Open model: time after the window for requests planned inside it to be sent, so that what is
 # still unsent at the stop is what the generator could not send, not what the clock cut off.
 DRAIN_S = 0.5
@@ -114,8 +117,8 @@ class LocustRun:
         env = {**os.environ, **locust_environment(cell, nodes, cell_dir), **(extra_env or {})}
         arguments = locust_arguments(cell, nodes[0], cell_dir / "locust")
         try:
-            self.process = launch_locust(arguments, env, self.log_path, cpus)
-        except LauncherFailed as exc:
+            self.process = start_preloaded(PRELOAD, "locust", arguments, env, self.log_path, cpus)
+        except ForkServerFailed as exc:
             raise LocustFailed(str(exc)) from None
 
     @property
@@ -131,7 +134,7 @@ class LocustRun:
         limit = settings.warmup_s + settings.duration_s + GRACE_S
         try:
             code = self.process.wait(limit)
-        except LauncherFailed as exc:
+        except ForkServerFailed as exc:
             raise LocustFailed(str(exc)) from None
         except subprocess.TimeoutExpired:
             self.stop()

@@ -1,4 +1,8 @@
-"""One reference server node as a child process: start it, wait until healthy, stop it by PID."""
+"""One reference server node as a child process: start it, wait until healthy, stop it by PID.
+
+Nodes are forked by a fork server (:mod:`loadtests.services.forkserver`) that imported the web
+stack once, so a cell group's servers start without most of a second of imports each.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +10,28 @@ import http.client
 import json
 import os
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any
+from pathlib import Path
+from typing import Any
 
+from loadtests.services.forkserver_client import ForkedProcess, ForkServerFailed, start_preloaded
 from loadtests.services.ports import free_port
-from loadtests.services.processes import pin, spawn, stop
+from loadtests.services.processes import pin, stop
 
 HEALTHY_TIMEOUT_S = 60.0
+# The third-party part of a node's imports, loaded once by the fork server; the servers' own
+# modules (some read the environment when imported) load in each node.
+PRELOAD = (
+    "uvicorn", "uvicorn.config", "uvicorn.server", "uvicorn.loops.auto",
+    "uvicorn.protocols.http.auto", "uvicorn.lifespan.on", "fastapi", "fastapi.responses",
+    "pydantic", "redis.asyncio", "jwt", "cryptography.hazmat.primitives.asymmetric.ec",
+    "cryptography.hazmat.primitives.asymmetric.rsa",
+    "cryptography.hazmat.primitives.asymmetric.ed25519",
+    "cryptography.hazmat.primitives.asymmetric.padding",
+)  # fmt: skip
 
 
 class TargetFailedToStart(Exception):
@@ -43,8 +57,8 @@ class TargetNode:
     host: str = "127.0.0.1"
     port: int = field(default_factory=free_port)
     env: dict[str, str] = field(default_factory=dict)
-    process: subprocess.Popen[bytes] | None = None
-    log: IO[bytes] | None = None
+    process: ForkedProcess | None = None
+    log: Path | None = None
     cpus: set[int] | None = None  # where it was pinned: a restart keeps it there
     paused: bool = False
 
@@ -71,13 +85,17 @@ class TargetNode:
         measured: nodes pinned from the start would share one CPU while they import and load.
         """
         self.cpus = cpus
-        command = [
-            sys.executable, "-m", "targets", *self.args,
-            "--host", self.host, "--port", str(self.port),
-        ]  # fmt: skip
+        args = [*self.args, "--host", self.host, "--port", str(self.port)]
         # Output goes to a file, not a pipe: a pipe nobody drains would stall a chatty server.
-        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the node
-        self.process = spawn(command, None, self.log, {**os.environ, **self.env})
+        handle, name = tempfile.mkstemp(prefix="authbench-node-", suffix=".log")
+        os.close(handle)
+        self.log = Path(name)
+        try:
+            self.process = start_preloaded(
+                PRELOAD, "targets", args, {**os.environ, **self.env}, self.log
+            )
+        except ForkServerFailed as exc:
+            raise TargetFailedToStart(str(exc)) from None
 
     def wait_started(self, require_healthy: bool = True) -> None:
         """Wait for /healthz to answer (200, or any status if not required); stop the node if
@@ -108,8 +126,7 @@ class TargetNode:
 
     def _last_error(self) -> str:
         assert self.process is not None and self.log is not None
-        self.log.seek(0)
-        err = self.log.read().decode(errors="replace")
+        err = self.log.read_text(errors="replace")
         lines = [line for line in err.strip().splitlines() if line.strip()]
         return lines[-1] if lines else f"exited with code {self.process.returncode}"
 
@@ -140,7 +157,7 @@ class TargetNode:
         stop(self.process)
         self.process = None
         if self.log is not None:
-            self.log.close()
+            self.log.unlink(missing_ok=True)
             self.log = None
 
 

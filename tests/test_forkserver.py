@@ -1,6 +1,7 @@
-"""The Locust launcher: a forked Locust behaves like a freshly started one.
+"""The fork server: a forked Locust behaves like a freshly started one, and no fork server
+outlives the process that started it.
 
-Real Locust children of a real launcher, against the trivial server.
+Real Locust children of a real fork server, against the trivial server.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from loadtests.load.launcher_client import launch_locust
-from loadtests.load.locust_process import LOCUSTFILE, LocustRun
+from loadtests.load.locust_process import LOCUSTFILE, PRELOAD, LocustRun
 from loadtests.run.cell_run import CpuPlan, expect_results
 from loadtests.run.matrix import Cell, CellSettings
+from loadtests.services.forkserver_client import start_preloaded
 from loadtests.services.trivial_server import TrivialServer
 
 
@@ -26,10 +27,10 @@ def closed_cell(duration_s: float = 1.0) -> Cell:
     return Cell("none", "single", 1, "read", 4, settings)
 
 
-def test_a_locust_launched_long_after_the_launcher_started_gets_its_whole_window(
+def test_a_locust_forked_long_after_the_fork_server_started_gets_its_whole_window(
     tmp_path: Path,
 ) -> None:
-    """The launcher's event loop clock is stale by the time it forks: Locust's --run-time timer,
+    """The fork server's event loop clock is stale by the time it forks: Locust's --run-time timer,
     set from it, ended the cell before its window (the child must read the clock anew)."""
     cpus = CpuPlan.for_this_machine()
     cell = closed_cell()
@@ -51,12 +52,13 @@ def test_a_failing_locust_reports_its_own_exit_code_and_writes_into_its_log(
     tmp_path: Path,
 ) -> None:
     log = tmp_path / "locust.log"
-    locust = launch_locust(["-f", str(LOCUSTFILE), "--no-such-option"], dict(os.environ), log, None)
+    arguments = ["-f", str(LOCUSTFILE), "--no-such-option"]
+    locust = start_preloaded(PRELOAD, "locust", arguments, dict(os.environ), log)
     assert locust.wait(30) not in (0, None)
     assert "no-such-option" in log.read_text()
 
 
-def test_stopping_a_launched_locust_ends_its_process_group_and_closing_ends_the_launcher(
+def test_stopping_a_forked_locust_ends_its_process_group_and_closing_ends_the_fork_server(
     tmp_path: Path,
 ) -> None:
     cpus = CpuPlan.for_this_machine()
@@ -71,9 +73,9 @@ def test_stopping_a_launched_locust_ends_its_process_group_and_closing_ends_the_
             locust.stop()
     assert locust.process.poll() is not None
     assert not [p for p in psutil.process_iter() if _group(p) == pid]
-    launcher = locust.process.launcher
-    launcher.close()
-    assert launcher.process.poll() is not None
+    server = locust.process.server
+    server.close()
+    assert server.process.poll() is not None
 
 
 def _group(process: psutil.Process) -> int | None:
@@ -83,27 +85,27 @@ def _group(process: psutil.Process) -> int | None:
         return None
 
 
-def test_the_launcher_ends_when_its_parent_dies(tmp_path: Path) -> None:
-    """No stray launcher: a parent killed outright closes the launcher's stdin, and it exits."""
+def test_the_fork_server_ends_when_its_parent_dies() -> None:
+    """No stray fork server: a parent killed outright closes its stdin, and it exits."""
     script = (
-        "import os, sys, time\n"
-        "from loadtests.load.launcher_client import Launcher\n"
-        "launcher = Launcher(None)\n"
-        "print(launcher.process.pid, flush=True)\n"
+        "import time\n"
+        "from loadtests.services.forkserver_client import ForkServer\n"
+        f"server = ForkServer({PRELOAD!r}, None)\n"
+        "print(server.process.pid, flush=True)\n"
         "time.sleep(60)\n"
     )
     parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
         assert parent.stdout is not None
-        launcher_pid = int(parent.stdout.readline())
+        server_pid = int(parent.stdout.readline())
     finally:
         parent.kill()
         parent.wait()
     deadline = time.monotonic() + 30
-    while psutil.pid_exists(launcher_pid) and time.monotonic() < deadline:
-        if psutil.Process(launcher_pid).status() == psutil.STATUS_ZOMBIE:
+    while psutil.pid_exists(server_pid) and time.monotonic() < deadline:
+        if psutil.Process(server_pid).status() == psutil.STATUS_ZOMBIE:
             break
         time.sleep(0.1)
-    assert not psutil.pid_exists(launcher_pid) or (
-        psutil.Process(launcher_pid).status() == psutil.STATUS_ZOMBIE
+    assert not psutil.pid_exists(server_pid) or (
+        psutil.Process(server_pid).status() == psutil.STATUS_ZOMBIE
     )
