@@ -62,7 +62,7 @@ test: bytecode ## run the test suite (real servers, real Redis): TEST_WORKERS fi
 	$(PY) -m pytest -n $(TEST_WORKERS) $(XDIST_ORDER) -m "not quiet_machine"
 	$(PY) -m pytest -n $(QUIET_WORKERS) $(XDIST_ORDER) -m quiet_machine
 
-bench: bytecode ## run the quick matrix (about 9-10 min) and report it; UNTIL=decided [BUDGET=900] repeats what is undecided
+bench: bytecode ## run the quick matrix (about 8 min) and report it; UNTIL=decided [BUDGET=900] repeats what is undecided
 	$(AB) run --matrix $(MATRIX) $(if $(UNTIL),--until $(UNTIL) --budget-s $(BUDGET)) $(if $(FAIL_ON),--fail-on '$(FAIL_ON)')
 
 bench-full: $(READY) ## run the full matrix (every scenario, 1/2/4 nodes, 3 repetitions) and report

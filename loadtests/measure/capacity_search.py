@@ -54,7 +54,7 @@ def search_done(run: Run, cell: Cell, round_number: int = 1) -> bool:
 
 EXPECTED_PROBES = 4  # what a search has taken in practice (start, steps up, a refinement)
 EXPECTED_PROBE_RPS = 1500  # a probe's rate, for its length (min_requests / rate) before it runs
-PROBE_START_S = 1.0  # a probe's own Locust start and verification
+PROBE_START_S = 0.7  # a probe's own Locust start and write-up (0.5-0.8 s here)
 
 
 def search_seconds(run: Run) -> float:
