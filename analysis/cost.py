@@ -64,6 +64,14 @@ class Span:
     def overlaps(self, other: Span) -> bool:
         return self.low <= other.high and other.low <= self.high
 
+    def minus(self, other: Span) -> Span:
+        """self - other, each side's distance to its bound combined as for independent
+        estimates (``analysis.stats.difference``); unbounded when either is."""
+        value = self.value - other.value
+        below = math.hypot(self.value - self.low, other.high - other.value)
+        above = math.hypot(self.high - self.value, other.value - other.low)
+        return Span(value, value - below, value + above)
+
     def text(self, digits: int = 2) -> str:
         if math.isinf(self.high):
             return f"{self.value:.{digits}f} (no interval)"
@@ -319,12 +327,14 @@ def cheapest(rows: list[Sizing]) -> tuple[Sizing | None, str]:
     if len(ranked) == 1:
         return best, f"{best.label} is the only measured scheme that meets every requirement"
     runner_up = ranked[1]
-    if best.total_cores.overlaps(runner_up.total_cores):  # type: ignore[union-attr]
+    # Named only when the interval of the difference excludes zero.
+    margin = runner_up.total_cores.minus(best.total_cores)  # type: ignore[union-attr]
+    if margin.low <= 0:
         return best, (
-            f"undecided between {best.label} and {runner_up.label}: their core intervals overlap"
+            f"undecided between {best.label} and {runner_up.label}: the interval of their "
+            f"difference, {margin.text()} cores, includes zero"
         )
-    margin = runner_up.total_cores.value - best.total_cores.value  # type: ignore[union-attr]
-    return best, f"{best.label} is cheapest, {margin:.2f} cores below {runner_up.label}"
+    return best, f"{best.label} is cheapest, {margin.text()} cores below {runner_up.label}"
 
 
 def what_would_change(rows: list[Sizing]) -> str:

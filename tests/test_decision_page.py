@@ -235,6 +235,20 @@ def test_a_one_repetition_input_is_an_unbounded_range_and_never_names_the_cheape
     assert best is not None and verdict.startswith("undecided between")
 
 
+def test_the_cheapest_is_named_only_when_the_interval_of_the_difference_excludes_zero() -> None:
+    """1.0 [0.8, 1.2] and 1.35 [1.15, 1.55] overlap, yet their difference, 0.35 ± 0.28, excludes
+    zero: named. 1.0 [0.8, 1.2] against 1.25 [1.05, 1.45]: 0.25 ± 0.28 includes zero."""
+
+    def sized(scheme: str, cores: Span) -> Sizing:
+        return Sizing(scheme, None, cores, ZERO, None, True)
+
+    cheap = sized("jwt-HS256", Span(1.0, 0.8, 1.2))
+    best, verdict = cheapest([cheap, sized("session-redis", Span(1.35, 1.15, 1.55))])
+    assert best is cheap and "is cheapest, 0.35 [0.07, 0.63] cores below" in verdict
+    best, verdict = cheapest([cheap, sized("session-redis", Span(1.25, 1.05, 1.45))])
+    assert verdict.startswith("undecided between") and "includes zero" in verdict
+
+
 def test_your_own_work_adds_to_every_scheme_and_gives_authentications_share(
     tmp_path: Path,
 ) -> None:
