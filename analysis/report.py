@@ -188,10 +188,12 @@ def _search_text(run: RunData) -> str:
         f"open model, step up and halve the step on failure; SLO p99 ≤ {search['slo_p99_ms']:g} "
         f"ms, error rate ≤ {search['slo_error_rate']:.2%}, achieved ≥ "
         f"{search['min_achieved']:.0%} of what the arrivals planned; at most "
-        f"{search['max_steps']} probes a search, a failing probe repeated before it counts; "
+        f"{search['max_steps']} probes a search, a failing probe repeated before it counts, a "
+        "probe ended early once its p99 is certain to break the bound; "
         f"{search.get('searches', 1)} searches per scheme on fresh services, interleaved across "
-        "schemes (the later ones bracket the first's result from a random offset); the "
-        "capacity is their mean with a Student t 95% interval"
+        "schemes, each planned from the closed throughput independently of the others (the "
+        "later ones scaled by a random factor); the capacity is their mean with a Student t "
+        "95% interval"
     )
 
 
