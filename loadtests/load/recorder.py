@@ -110,7 +110,6 @@ class WindowRecorder:
         self.window_start = time.time()
         if self.duration_s is not None:
             self.window_end = self.window_start + self.duration_s
-            self.planned_for_window = self.planned_in_window()
         hdr_out = os.environ.get("AUTHBENCH_HDR_OUT")
         marker = Path(hdr_out).parent / WINDOW_OPEN_MARKER if hdr_out else None
         if marker is not None and not marker.exists():
@@ -214,8 +213,19 @@ class WindowRecorder:
         """One more answer slower than the bound: end the window once the p99 is certain to
         exceed it (every request the window can still record is among the planned ones)."""
         self.above_bound += 1
+        if self.stopped_early or self.window_start is None or self.duration_s is None:
+            return
+        if not self.planned_for_window:
+            # Certain only once every user's schedule is known: a user still starting would
+            # plan more requests into the window.
+            if len(self.schedules) < int(os.environ.get("AUTHBENCH_LOAD_USERS", "0") or 0):
+                return
+            end = self.window_start + self.duration_s
+            self.planned_for_window = sum(
+                schedule.planned_between(self.window_start, end) for schedule in self.schedules
+            )
         planned = self.planned_for_window
-        if self.stopped_early or not planned or self.above_bound <= 0.01 * planned:
+        if not planned or self.above_bound <= 0.01 * planned:
             return
         self.stopped_early = (
             f"{self.above_bound} of at most {planned} requests above "

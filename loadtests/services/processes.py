@@ -13,7 +13,7 @@ STOP_TIMEOUT_S = 5.0
 
 
 class ChildProcess(Protocol):
-    """What stopping needs of a process: a Popen, or a Locust forked by the launcher."""
+    """What stopping needs of a process: a Popen, or a child of a fork server."""
 
     pid: int
 
