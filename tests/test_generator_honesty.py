@@ -210,3 +210,17 @@ def test_requests_unanswered_at_the_stop_are_censored_into_the_percentiles(
     assert row["max_ms"] >= 500
     assert row["requests"] > 0 and row["censored"] > 0.01 * row["requests"]
     assert row["locust_requests"] == row["recorded_requests"] == generators["seen_since_open"]
+    window = json.loads((tmp_path / "cell" / "window.json").read_text())
+    assert window["drain_ended"] == "bound"  # the hung requests held the drain to its bound
+
+
+def test_the_drain_ends_once_every_request_of_the_window_is_answered(tmp_path: Path) -> None:
+    """A target that answers at once: the drain after the window ends on the last answer of
+    the window's planned requests, with nothing censored, not after its whole bound."""
+    cpus = CpuPlan.for_this_machine()
+    with TrivialServer(cpus.servers) as server:
+        row = measure(open_cell(rate=200, users=8), server.url, tmp_path / "cell", cpus)
+    window = json.loads((tmp_path / "cell" / "window.json").read_text())
+    assert window["drain_ended"] == "answered"
+    assert row["censored"] == row["unsent"] == 0
+    assert row["requests"] >= 0.8 * 200 * row["window_s"]

@@ -111,6 +111,8 @@ def test_tiny_matrix_runs_end_to_end_and_leaves_a_complete_run_folder(tmp_path: 
         cell_dir = run_dir / "cells" / cell["cell_id"]
         for name in ("cell.json", "hdr.json", "window.json", "samples.csv", "locust_stats.csv"):
             assert (cell_dir / name).exists(), f"{cell['cell_id']} lacks {name}"
+        # Closed cells stop at the window's end: there is no drain to report.
+        assert "drain_ended" not in json.loads((cell_dir / "window.json").read_text())
     started = [
         json.loads((run_dir / "cells" / cell["cell_id"] / "cell.json").read_text())["started"]
         for cell in manifest["matrix"]["cells"]

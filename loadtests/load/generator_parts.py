@@ -22,6 +22,8 @@ from loadtests.load.histograms import CENSORED, FAILED, LATENCY, HistogramSet
 
 PARTS_DIR = "generator-parts"
 WINDOW_OPEN_MARKER = "window-open"  # the first process to open its window writes the instant
+DRAIN_ANSWERED = "answered"  # a process's drain ended once every request of its window was answered
+DRAIN_BOUND = "bound"  # a process's drain lasted its whole bound
 COUNTERS = ("planned_in_window", "sent_on_schedule", "seen_since_open", "locust_since_open")
 
 
@@ -75,6 +77,9 @@ def merge_parts(hdr_out: str | Path) -> dict[str, Any] | None:
     early = [p["stopped_early"] for p in opened.values() if p.get("stopped_early")]
     if early:
         window["stopped_early"] = early[0]
+    drains = {p["drain_ended"] for p in opened.values() if p.get("drain_ended")}
+    if drains:  # the drain ended on every process's answers, or one waited out the bound
+        window["drain_ended"] = drains.pop() if len(drains) == 1 else DRAIN_BOUND
     (folder / "window.json").write_text(json.dumps(window, indent=1) + "\n")
     totals = {counter: sum(p[counter] for p in per_process.values()) for counter in COUNTERS}
     generators = {

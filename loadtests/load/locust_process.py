@@ -39,8 +39,9 @@ RUN_TIME_SLACK_S = 5.0
 # Imported once by the fork server, in this order: Locust patches the standard library for
 # gevent when imported, which must come before anything imports ssl.
 PRELOAD = ("locust.main", "locust.contrib.fasthttp", "hdrh.histogram", "jwt")
-# Open model: time after the window for requests planned inside it to be sent, so that what is
-# still unsent at the stop is what the generator could not send, not what the clock cut off.
+# Open model: at most this long after the window for requests planned inside it to be sent and
+# answered, so that what is still unsent at the stop is what the generator could not send, not
+# what the clock cut off (a lone process stops as soon as nothing of its window is left).
 DRAIN_S = 0.5
 
 

@@ -13,7 +13,9 @@ flatters a percentile. In the open model a request is timed from its intended st
 coordinated omission), the lateness (intended → actual send) of every send made in the window
 goes to ``lateness_us``, and the process counts how many sends its users' schedules planned
 inside the window: the planned ones that were never sent are the ``unsent`` requests, the worst
-tail of all. When the test stops (after the drain and Locust's stop timeout), every request of
+tail of all. After the window, a drain of at most ``AUTHBENCH_STOP_AFTER_WINDOW`` seconds lets
+the requests planned inside it be sent and answered (a lone process stops as soon as they all
+are). When the test stops (after the drain and Locust's stop timeout), every request of
 the window that has no answer yet, whether still in flight or never sent, is recorded in
 ``censored_us`` at (stop - intended start): its latency is at least that, and the percentiles
 count it so, rather than dropping the slowest requests of all.
@@ -50,7 +52,14 @@ from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from loadtests.load.generator_parts import WINDOW_OPEN_MARKER, merge_parts, part_path, write_part
+from loadtests.load.generator_parts import (
+    DRAIN_ANSWERED,
+    DRAIN_BOUND,
+    WINDOW_OPEN_MARKER,
+    merge_parts,
+    part_path,
+    write_part,
+)
 from loadtests.load.histograms import (
     AUTH,
     AUTH_COMPUTE,
@@ -72,6 +81,7 @@ TIMELINE_BUCKET_S = 0.1
 UNAUTHORIZED = 401
 MAX_REFUSALS_KEPT = 100_000
 SPAWN_WAIT_S = 3.0  # the window opens after this at the latest, spawning complete or not
+DRAIN_POLL_S = 0.01  # how often a lone process checks whether its window's requests are answered
 
 
 class WindowRecorder:
@@ -106,6 +116,7 @@ class WindowRecorder:
         self.above_bound = 0  # answered slower than AUTHBENCH_STOP_ABOVE_MS, in the window
         self.planned_for_window = 0  # what the schedules plan for the whole window
         self.stopped_early: str | None = None
+        self.drain_ended: str | None = None  # DRAIN_ANSWERED or DRAIN_BOUND (open model)
         self.spawned = Event()  # every user of this process has started
 
     def open_window(self) -> None:
@@ -145,6 +156,16 @@ class WindowRecorder:
         if self.window_start is None or self.window_end is None:
             return 0
         return sum(s.planned_between(self.window_start, self.window_end) for s in self.schedules)
+
+    def settled(self) -> bool:
+        """Whether every request the schedules planned inside the window was sent and answered
+        (nothing left to censor)."""
+        if self.window_start is None or self.window_end is None:
+            return False
+        start, end = self.window_start, self.window_end
+        if any(start <= intended < end for intended in self.in_flight):
+            return False
+        return all(schedule.next_send() >= end for schedule in self.schedules)
 
     def censor(self, stop: float) -> None:
         """Record every request of the window still unanswered at ``stop`` as at least that long.
@@ -290,6 +311,7 @@ class WindowRecorder:
             else None,
             "tallies": dict(self.tallies),
             "stopped_early": self.stopped_early,
+            "drain_ended": self.drain_ended,
         }
 
 
@@ -301,7 +323,7 @@ def _open_window(environment: Environment) -> None:
     """Open the window and reset Locust's statistics at the same instant (no yield between).
 
     With ``AUTHBENCH_STOP_AFTER_WINDOW`` set (the runner sets it), the lone process or the
-    master ends the test once the window and the drain time after it are over, rather than at
+    master ends the test once the window and the drain after it are over, rather than at
     Locust's whole-second ``--run-time``, which stays as the upper bound.
     """
     recorder.spawned.wait(SPAWN_WAIT_S)
@@ -313,9 +335,30 @@ def _open_window(environment: Environment) -> None:
     runner = environment.runner
     stop_after = os.environ.get("AUTHBENCH_STOP_AFTER_WINDOW")
     if stop_after and recorder.duration_s is not None and not isinstance(runner, WorkerRunner):
-        gevent.sleep(recorder.duration_s + float(stop_after))
+        gevent.sleep(recorder.duration_s)
+        _drain(runner, float(stop_after))
         if runner is not None:
             runner.quit()
+
+
+def _drain(runner: Any, bound_s: float) -> None:
+    """Wait up to ``bound_s`` for the window's planned requests to be sent and answered.
+
+    A lone process sees its own users' schedules, so it stops as soon as nothing of the window
+    is left (a fast server's drain then costs milliseconds, not the whole bound); a master cannot
+    see its workers' users and waits out the bound.
+    """
+    if bound_s <= 0:  # the closed model: no schedule, nothing planned to wait for
+        return
+    deadline = time.time() + bound_s
+    if not isinstance(runner, MasterRunner):
+        while time.time() < deadline:
+            if recorder.settled():
+                recorder.drain_ended = DRAIN_ANSWERED
+                return
+            gevent.sleep(DRAIN_POLL_S)
+    gevent.sleep(max(0.0, deadline - time.time()))
+    recorder.drain_ended = DRAIN_BOUND
 
 
 def _locust_count(environment: Environment) -> int:
