@@ -39,6 +39,14 @@ from analysis.workload import Workload
 from common.schemes import parse_scheme
 
 HOURS_PER_MONTH = 730
+# The one load every term is taken at. CPU per request falls as load rises (a server's fixed
+# costs spread over more requests), so mixing loads would mix prices.
+OPERATING_POINT = (
+    "every term is the server at its limit: reads at the highest rate that holds the SLO "
+    "(capacity; without a search, saturation), logins, refreshes and Redis from closed-model "
+    "cells that keep the server saturated; a server run cooler spends more CPU per request, "
+    "which the headroom stands for"
+)
 AT_ONCE_S = 1.0  # an observed refusal this soon after logout is "at once": any window is met
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from analysis.cost import cheapest, sizing_table, sizings, unmet_windows
+from analysis.cost import OPERATING_POINT, cheapest, sizing_table, sizings, unmet_windows
 from analysis.report import WORKLOAD_FILE, write_report
 from analysis.tidy import RunData
 from analysis.workload import WorkloadError, load_workload
@@ -31,4 +31,7 @@ def decide(run: RunData, workload_path: Path) -> str:
     table = sizing_table(rows, workload).drop(columns=["notes"]).to_string(index=False)
     shutil.copyfile(workload_path, run.run_dir / WORKLOAD_FILE)
     write_report(run)
-    return f"{table}\n\n{verdict}\nreport: {run.run_dir / 'report.html'}"
+    return (
+        f"{table}\n\n{verdict}\nOperating point: {OPERATING_POINT}.\n"
+        f"report: {run.run_dir / 'report.html'}"
+    )

@@ -11,7 +11,14 @@ from pathlib import Path
 
 from analysis.charts import Chart, draw_all
 from analysis.claims import NOT_MEASURED, Claim, check_claims, measured_by
-from analysis.cost import cheapest, sizing_table, sizings, unmet_windows, what_would_change
+from analysis.cost import (
+    OPERATING_POINT,
+    cheapest,
+    sizing_table,
+    sizings,
+    unmet_windows,
+    what_would_change,
+)
 from analysis.decision import HEADERS, capacity_text, decision_rows
 from analysis.library import library_section
 from analysis.microservices import microservices_section
@@ -112,6 +119,7 @@ def workload_section(run: RunData) -> tuple[WorkloadSection | None, Workload | N
         if value is not None
     )
     caveats = [
+        OPERATING_POINT,
         f"headroom {workload.headroom:.0%}: every figure is sized for cores "
         f"{1 - workload.headroom:.0%} busy",
         "Redis is one process: its cores above 1 mean sharding, not a bigger machine",

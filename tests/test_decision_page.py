@@ -171,6 +171,9 @@ def test_decide_prints_the_table_and_writes_it_into_the_report(
     assert (run_copy / "workload.toml").read_text() == EXAMPLE.read_text()
     markdown = (run_copy / "report.md").read_text()
     assert "## Your workload" in markdown and "monthly cost" in markdown
+    # Every term at one load, stated where the table is read.
+    assert "Operating point: every term is the server at its limit" in done.stdout
+    assert "every term is the server at its limit" in markdown
     assert (run_copy / "figures" / "ttl_tradeoff.png").exists()
     assert (run_copy / "figures" / "ttl_tradeoff.svg").exists()
 
