@@ -237,12 +237,9 @@ def run_cell(
         split = counters if services.issuer is not None else None
         window = (cell_dir / WINDOW_OPEN_MARKER, cell.settings.duration_s)
         with Sampler(processes, services.redis_url, split, window) as sampler:
-            extra = {"AUTHBENCH_KEYS_DIR": str(run.keys_dir)}
-            if stop_above_ms is not None and cell.settings.generator_processes == 1:
-                extra["AUTHBENCH_STOP_ABOVE_MS"] = f"{stop_above_ms:g}"
+            extra = _locust_settings(run, cell, services, stop_above_ms)
+            if "AUTHBENCH_STOP_ABOVE_MS" in extra:
                 meta["stop_above_ms"] = stop_above_ms
-            if services.issuer is not None:
-                extra["AUTHBENCH_ISSUER"] = services.issuer.url
             locust = LocustRun(cell, services.load_urls, cell_dir, run.cpus.generator, extra)
             try:
                 if injector is not None:
@@ -254,12 +251,7 @@ def run_cell(
                 if injector is not None:
                     write_json(cell_dir / "fault.json", injector.undo())
         sampler.save(cell_dir / "samples.csv")
-        if services.issuer is not None:
-            meta["split"]["counters"] = {
-                name: service_counters(url) for name, url in counters.items()
-            }
-        if services.redis_url:
-            meta["redis_key_memory"] = redis_key_memory(services.redis_url)
+        _record_service_state(meta, services, counters)
         expect_results(cell_dir, cell.settings.duration_s)
         meta["status"] = "complete"
     except VerifyFailed as exc:
@@ -273,6 +265,30 @@ def run_cell(
         meta["ended"] = utc_now()
         write_json(cell_dir / "cell.json", meta)
     return cell_row(cell_dir)
+
+
+def _record_service_state(
+    meta: dict[str, Any], services: GroupServices, counters: dict[str, str]
+) -> None:
+    """What the services hold after the window: a split's counters (read at the window's
+    edge) and the memory Redis spends on credentials."""
+    if services.issuer is not None:
+        meta["split"]["counters"] = {name: service_counters(url) for name, url in counters.items()}
+    if services.redis_url:
+        meta["redis_key_memory"] = redis_key_memory(services.redis_url)
+
+
+def _locust_settings(
+    run: Run, cell: Cell, services: GroupServices, stop_above_ms: float | None
+) -> dict[str, str]:
+    """The run-level settings a cell's Locust reads beside the cell's own: the keys, the
+    split's issuer, and a capacity probe's SLO bound (a lone Locust only)."""
+    extra = {"AUTHBENCH_KEYS_DIR": str(run.keys_dir)}
+    if stop_above_ms is not None and cell.settings.generator_processes == 1:
+        extra["AUTHBENCH_STOP_ABOVE_MS"] = f"{stop_above_ms:g}"
+    if services.issuer is not None:
+        extra["AUTHBENCH_ISSUER"] = services.issuer.url
+    return extra
 
 
 def _injector(
