@@ -77,9 +77,11 @@ def merge_parts(hdr_out: str | Path) -> dict[str, Any] | None:
     early = [p["stopped_early"] for p in opened.values() if p.get("stopped_early")]
     if early:
         window["stopped_early"] = early[0]
-    drains = {p["drain_ended"] for p in opened.values() if p.get("drain_ended")}
-    if drains:  # the drain ended on every process's answers, or one waited out the bound
-        window["drain_ended"] = drains.pop() if len(drains) == 1 else DRAIN_BOUND
+    # Only a lone process records how its drain ended (a master writes no part, and its
+    # workers do not drain): at most one part carries it.
+    drained = [p["drain_ended"] for p in opened.values() if p.get("drain_ended")]
+    if drained:
+        window["drain_ended"] = drained[0]
     (folder / "window.json").write_text(json.dumps(window, indent=1) + "\n")
     totals = {counter: sum(p[counter] for p in per_process.values()) for counter in COUNTERS}
     generators = {
